@@ -1,0 +1,228 @@
+//! Train the notebook's MLP on modular addition, fit its neurons, and write a run folder.
+//!
+//! `cargo run --release --example grok -- --help` lists the options; defaults are the notebook's.
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, ValueEnum};
+use grokking::{
+    analysis, fourier,
+    io::run_folder::{RunFolder, Summary},
+    Control, EpochMetrics, MlpConfig, Split, Trainer, TrainingConfig,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Train a one-hidden-layer MLP on (a + b) mod p, as the origin notebook does, and analyse it.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Backend to run on (only those compiled in, by cargo features, can be used).
+    #[arg(long, value_enum, default_value_t = Backend::default())]
+    backend: Backend,
+    /// The modulus p.
+    #[arg(long, default_value_t = 113)]
+    p: usize,
+    /// Hidden neurons.
+    #[arg(long, default_value_t = 100)]
+    hidden: usize,
+    /// Fraction of the p² pairs used for training, strictly between 0 and 1.
+    #[arg(long, default_value_t = 0.8)]
+    train_fraction: f64,
+    /// Passes over the training rows.
+    #[arg(long, default_value_t = 2000)]
+    epochs: usize,
+    /// Rows per optimiser step.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 3e-3, allow_negative_numbers = true)]
+    lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    weight_decay: f64,
+    /// Seed of the data split and the initial weights (below 2^32).
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Folder for the run's files.
+    #[arg(long, default_value = "runs/grok")]
+    out: PathBuf,
+    /// Overwrite a folder that already holds a finished run.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// CPU, ndarray.
+    Ndarray,
+    /// CPU, Burn's pure-Rust flex backend.
+    Flex,
+    /// GPU through wgpu (Vulkan, Metal or DirectX, chosen by wgpu).
+    Wgpu,
+    /// GPU through wgpu's Vulkan backend.
+    Vulkan,
+    /// NVIDIA GPU through CUDA.
+    Cuda,
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        if cfg!(feature = "flex") {
+            Backend::Flex
+        } else {
+            Backend::Ndarray
+        }
+    }
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Ndarray => "ndarray",
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+            Backend::Vulkan => "vulkan",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &Args) -> anyhow::Result<()> {
+    use burn::backend::Autodiff;
+    match args.backend {
+        #[cfg(feature = "ndarray")]
+        Backend::Ndarray => run::<Autodiff<burn::backend::NdArray>>(args, &Default::default()),
+        #[cfg(feature = "flex")]
+        Backend::Flex => run::<Autodiff<burn::backend::Flex>>(args, &Default::default()),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => run::<Autodiff<burn::backend::Wgpu>>(args, &Default::default()),
+        #[cfg(feature = "vulkan")]
+        Backend::Vulkan => run::<Autodiff<burn::backend::Vulkan>>(args, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => run::<Autodiff<burn::backend::Cuda>>(args, &Default::default()),
+        #[allow(unreachable_patterns)]
+        other => bail!(
+            "backend `{0}` is not compiled in; rebuild with `--features {0}`",
+            other.name()
+        ),
+    }
+}
+
+fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
+    let config = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(args.p).with_d_hidden(args.hidden))
+        .with_train_fraction(args.train_fraction)
+        .with_epochs(args.epochs)
+        .with_batch_size(args.batch_size)
+        .with_lr(args.lr)
+        .with_weight_decay(args.weight_decay)
+        .with_seed(args.seed);
+    config.validate()?;
+    let folder = RunFolder::create(&args.out, args.force)?;
+    folder.write_config(&config)?;
+    let trainer = Trainer::<B>::new(&config, device)?;
+
+    let bar = ProgressBar::new(config.epochs as u64).with_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} epochs {elapsed_precise} (eta {eta}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    // metrics.csv is rewritten whole, atomically, at most once a second and at the end.
+    let mut last_write = Instant::now();
+    let mut history = grokking::History::default();
+    let mut write_error = None;
+    let trained = trainer.run(|m: &EpochMetrics| {
+        history.epochs.push(*m);
+        bar.set_position(m.epoch as u64 + 1);
+        bar.set_message(format!(
+            "loss {:.4}/{:.4} acc {:.4}/{:.4}",
+            m.train_loss, m.val_loss, m.train_acc, m.val_acc
+        ));
+        if last_write.elapsed() >= Duration::from_secs(1) {
+            last_write = Instant::now();
+            if let Err(e) = folder.write_metrics(&history) {
+                write_error = Some(e);
+                return Control::Stop;
+            }
+        }
+        Control::Continue
+    });
+    bar.finish();
+    if let Some(e) = write_error {
+        return Err(e).context("writing metrics.csv");
+    }
+    let history = &trained.history;
+    folder.write_metrics(history)?;
+    folder.write_model(&trained.model)?;
+
+    let weights = trained.model.weights();
+    let fits = fourier::fit_neurons(&weights);
+    folder.write_neurons(config.model.p, &fits)?;
+    let all: Vec<usize> = (0..config.model.d_hidden).collect();
+    let replaced = analysis::replacement_accuracy(&weights, &fits, &all, &trained.data);
+    let last = history.last().expect("at least one epoch");
+    let summary = Summary {
+        backend: args.backend.name().into(),
+        p: config.model.p,
+        hidden: config.model.d_hidden,
+        epochs_run: Some(history.epochs.len()),
+        grok_epoch: history.grok_epoch(),
+        final_metrics: Some(last.into()),
+        train_seconds: Some(last.seconds),
+        full_accuracy: analysis::accuracy(&weights, &trained.data, Split::Full),
+        replaced_all_accuracy: replaced.full,
+        replaced_all_val_accuracy: Some(replaced.val),
+    };
+    folder.write_summary(&summary)?;
+
+    println!(
+        "{} epochs on {} in {:.1} s ({:.3} ms/step); grok epoch (val_acc >= 0.99): {}",
+        history.epochs.len(),
+        summary.backend,
+        last.seconds,
+        1e3 * last.seconds
+            / (history.epochs.len() * trained.data.train_rows().len().div_ceil(config.batch_size))
+                as f64,
+        summary.grok_epoch.map_or("never".into(), |e| e.to_string()),
+    );
+    println!(
+        "final: train_loss {:.4} val_loss {:.4} train_acc {:.4} val_acc {:.4}",
+        last.train_loss, last.val_loss, last.train_acc, last.val_acc
+    );
+    println!(
+        "full-grid accuracy {:.5}; all {} neurons replaced by cosines: {:.5} (val {:.5})",
+        summary.full_accuracy, config.model.d_hidden, replaced.full, replaced.val
+    );
+    println!("wrote {}", folder.path().display());
+    Ok(())
+}

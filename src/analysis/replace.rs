@@ -1,0 +1,83 @@
+//! Replacing neurons by their fitted cosines: the notebook's `forward_with_replaced_weights`.
+//!
+//! A replaced neuron `n` has `fc1.weight[n, :p]`, `fc1.weight[n, p:]` and `fc2.weight[:, n]`
+//! overwritten by the cosines fitted to them ([`fit_neurons`](crate::fourier::fit_neurons)). If the
+//! network's algorithm lives in those cosines, accuracy survives the replacement. All functions
+//! work on copies: the caller's weights and model are never changed.
+
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    analysis::evaluate::accuracy,
+    data::{ModularDataset, Split},
+    fourier::NeuronFit,
+    model::MlpWeights,
+};
+
+/// Accuracies of a network with some neurons replaced by their cosines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplacementAccuracy {
+    /// The neurons that were replaced, ascending.
+    pub neurons: Vec<usize>,
+    /// Accuracy on all p² pairs.
+    pub full: f64,
+    /// Accuracy on the validation rows.
+    pub val: f64,
+}
+
+/// A copy of `weights` with each neuron in `neurons` replaced by its fitted cosines.
+///
+/// # Panics
+/// If `fits` does not hold one fit per neuron or a neuron index is out of range.
+pub fn replace_neurons(weights: &MlpWeights, fits: &[NeuronFit], neurons: &[usize]) -> MlpWeights {
+    assert_eq!(fits.len(), weights.d_hidden(), "one fit per neuron");
+    let p = weights.p();
+    let mut replaced = weights.clone();
+    for &n in neurons {
+        let fit = &fits[n];
+        replaced.set_neuron(
+            n,
+            &fit.in_a.reconstruct(p),
+            &fit.in_b.reconstruct(p),
+            &fit.out.reconstruct(p),
+        );
+    }
+    replaced
+}
+
+/// `floor(fraction * d_hidden)` distinct neurons drawn uniformly with `seed`, ascending
+/// (the notebook's `randperm(d_hidden)[:int(p_l1 * d_hidden)]`).
+///
+/// # Panics
+/// If `fraction` is not in `[0, 1]`.
+pub fn random_neurons(d_hidden: usize, fraction: f64, seed: u64) -> Vec<usize> {
+    assert!(
+        (0.0..=1.0).contains(&fraction),
+        "fraction {fraction} outside [0, 1]"
+    );
+    let count = (fraction * d_hidden as f64).floor() as usize;
+    let mut all: Vec<usize> = (0..d_hidden).collect();
+    all.shuffle(&mut StdRng::seed_from_u64(seed));
+    let mut chosen = all[..count].to_vec();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Accuracy on the full grid and on the validation rows with `neurons` replaced.
+pub fn replacement_accuracy(
+    weights: &MlpWeights,
+    fits: &[NeuronFit],
+    neurons: &[usize],
+    data: &ModularDataset,
+) -> ReplacementAccuracy {
+    let replaced = replace_neurons(weights, fits, neurons);
+    let mut sorted = neurons.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    ReplacementAccuracy {
+        neurons: sorted,
+        full: accuracy(&replaced, data, Split::Full),
+        val: accuracy(&replaced, data, Split::Val),
+    }
+}

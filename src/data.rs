@@ -1,0 +1,345 @@
+//! The modular-addition data set: all p² pairs (a, b) labelled (a + b) mod p, split by a seeded
+//! shuffle into training and validation rows, as tensors in one-hot or index form.
+//!
+//! Row `r` of the full grid is the pair `(a, b) = (r / p, r % p)`, the notebook's
+//! `number1 * p + number2` order. The shuffle is NumPy's legacy `np.random.seed(seed);
+//! np.random.permutation(p * p)` reproduced bit for bit (see [`Mt19937`]), so a seed gives the same
+//! training rows as the origin notebook; the first `floor(train_fraction * p * p)` shuffled rows
+//! train, the rest validate.
+//!
+//! # Example
+//! ```
+//! use grokking::ModularDataset;
+//! let data = ModularDataset::new(113, 0.8, 1337)?;
+//! assert_eq!(data.train_rows().len(), 10_215); // int(0.8 * 113 * 113), as in the notebook
+//! assert_eq!(data.train_rows().len() + data.val_rows().len(), 113 * 113);
+//! let (a, b) = data.pair(data.train_rows()[0]);
+//! assert_eq!(data.label(data.train_rows()[0]), (a + b) % 113);
+//! # Ok::<(), grokking::Error>(())
+//! ```
+
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// The largest modulus accepted: p² rows must be indexable by the `i32` integer tensors of every
+/// backend (46_340² < 2³¹ - 1 < 46_341²).
+pub const MAX_P: usize = 46_340;
+
+/// Which rows of the data set to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The training rows, in shuffled order.
+    Train,
+    /// The validation rows, in shuffled order.
+    Val,
+    /// All p² rows, in grid order `(a, b) = (r / p, r % p)`.
+    Full,
+}
+
+/// The modular-addition data set for one modulus, split into training and validation rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModularDataset {
+    p: usize,
+    /// Row ids `a * p + b`, training rows first.
+    shuffled: Vec<u32>,
+    n_train: usize,
+    grid: Vec<u32>,
+}
+
+/// Tensors of one split: inputs in index form and labels.
+#[derive(Debug, Clone)]
+pub struct SplitTensors<B: Backend> {
+    /// `[n, 2]`: the pairs as fc1 row indices `(a, p + b)`.
+    pub pairs: Tensor<B, 2, Int>,
+    /// `[n]`: the labels `(a + b) mod p`.
+    pub labels: Tensor<B, 1, Int>,
+}
+
+impl ModularDataset {
+    /// Builds the data set for modulus `p`, with `floor(train_fraction * p * p)` training rows
+    /// chosen by a NumPy-compatible shuffle seeded with `seed`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidModulus`] if `p < 2` or `p > MAX_P`; [`Error::InvalidTrainFraction`] if the
+    /// fraction is not strictly inside (0, 1) or leaves no row on one side of the split.
+    pub fn new(p: usize, train_fraction: f64, seed: u64) -> Result<Self> {
+        check_modulus(p)?;
+        let n_train = train_rows_for(p, train_fraction)?;
+        let n = p * p;
+        let mut rng = Mt19937::new(seed)?;
+        let shuffled = rng.permutation(n);
+        Ok(Self {
+            p,
+            shuffled,
+            n_train,
+            grid: (0..n as u32).collect(),
+        })
+    }
+
+    /// The modulus.
+    pub fn p(&self) -> usize {
+        self.p
+    }
+
+    /// Number of rows in the full grid, p².
+    pub fn len(&self) -> usize {
+        self.grid.len()
+    }
+
+    /// Always false: a data set has at least 4 rows.
+    pub fn is_empty(&self) -> bool {
+        self.grid.is_empty()
+    }
+
+    /// Training row ids, in shuffled order.
+    pub fn train_rows(&self) -> &[u32] {
+        &self.shuffled[..self.n_train]
+    }
+
+    /// Validation row ids, in shuffled order.
+    pub fn val_rows(&self) -> &[u32] {
+        &self.shuffled[self.n_train..]
+    }
+
+    /// Row ids of a split.
+    pub fn rows(&self, split: Split) -> &[u32] {
+        match split {
+            Split::Train => self.train_rows(),
+            Split::Val => self.val_rows(),
+            Split::Full => &self.grid,
+        }
+    }
+
+    /// The pair `(a, b)` of a row id.
+    ///
+    /// # Panics
+    /// If `row >= p²`.
+    pub fn pair(&self, row: u32) -> (usize, usize) {
+        let row = row as usize;
+        assert!(
+            row < self.len(),
+            "row {row} out of range for p = {}",
+            self.p
+        );
+        (row / self.p, row % self.p)
+    }
+
+    /// The label `(a + b) mod p` of a row id.
+    ///
+    /// # Panics
+    /// If `row >= p²`.
+    pub fn label(&self, row: u32) -> usize {
+        let (a, b) = self.pair(row);
+        (a + b) % self.p
+    }
+
+    /// The rows of a split as fc1 row indices: `[a, p + b]` per row, flattened (`2 * n` values).
+    pub fn pair_indices(&self, split: Split) -> Vec<i64> {
+        let rows = self.rows(split);
+        let mut out = Vec::with_capacity(2 * rows.len());
+        for &r in rows {
+            let (a, b) = self.pair(r);
+            out.push(a as i64);
+            out.push((self.p + b) as i64);
+        }
+        out
+    }
+
+    /// The labels of a split, in row order.
+    pub fn labels(&self, split: Split) -> Vec<i64> {
+        self.rows(split)
+            .iter()
+            .map(|&r| self.label(r) as i64)
+            .collect()
+    }
+
+    /// A split as index-form tensors on `device`.
+    ///
+    /// # Shapes
+    /// `pairs: [n, 2]` (values `a` and `p + b`), `labels: [n]`.
+    pub fn tensors<B: Backend>(&self, split: Split, device: &B::Device) -> SplitTensors<B> {
+        let n = self.rows(split).len();
+        let pairs = Tensor::from_data(TensorData::new(self.pair_indices(split), [n, 2]), device);
+        let labels = Tensor::from_data(TensorData::new(self.labels(split), [n]), device);
+        SplitTensors { pairs, labels }
+    }
+
+    /// A split in the notebook's one-hot form: row `i` has ones at columns `a` and `p + b`.
+    ///
+    /// # Shapes
+    /// `[n, 2p]`.
+    pub fn one_hot<B: Backend>(&self, split: Split, device: &B::Device) -> Tensor<B, 2> {
+        let rows = self.rows(split);
+        let width = 2 * self.p;
+        let mut values = vec![0f32; rows.len() * width];
+        for (i, &r) in rows.iter().enumerate() {
+            let (a, b) = self.pair(r);
+            values[i * width + a] = 1.0;
+            values[i * width + self.p + b] = 1.0;
+        }
+        Tensor::from_data(TensorData::new(values, [rows.len(), width]), device)
+    }
+}
+
+/// Checks that `p` is a usable modulus.
+///
+/// # Errors
+/// [`Error::InvalidModulus`] if `p < 2` or `p > MAX_P`.
+pub fn check_modulus(p: usize) -> Result<()> {
+    if p < 2 {
+        return Err(Error::InvalidModulus {
+            p,
+            reason: "it must be at least 2".into(),
+        });
+    }
+    if p > MAX_P {
+        return Err(Error::InvalidModulus {
+            p,
+            reason: format!(
+                "it must be at most {MAX_P} so that the p² rows can be indexed by 32-bit integers"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The number of training rows, `floor(train_fraction * p * p)` computed as Python does.
+///
+/// # Errors
+/// [`Error::InvalidTrainFraction`] if the fraction is not strictly inside (0, 1) or leaves no row
+/// on one side of the split.
+pub fn train_rows_for(p: usize, train_fraction: f64) -> Result<usize> {
+    let invalid = |reason: String| Error::InvalidTrainFraction {
+        fraction: train_fraction,
+        reason,
+    };
+    if !(train_fraction > 0.0 && train_fraction < 1.0) {
+        return Err(invalid("it must lie strictly between 0 and 1".into()));
+    }
+    let n = p * p;
+    // Same operation order as the notebook's `int(train_proportion * p * p)`.
+    let n_train = (train_fraction * p as f64 * p as f64).floor() as usize;
+    if n_train == 0 || n_train >= n {
+        return Err(invalid(format!(
+            "with p = {p} it leaves {n_train} training and {} validation rows of {n}; each side needs at least one",
+            n - n_train.min(n)
+        )));
+    }
+    Ok(n_train)
+}
+
+/// NumPy's legacy Mersenne Twister (`np.random.RandomState`), enough of it to reproduce
+/// `np.random.seed(seed); np.random.permutation(n)` exactly.
+///
+/// Sources: Matsumoto and Nishimura (1998) for MT19937 and `init_genrand`; NumPy's
+/// `_legacy_seeding`, `_shuffle_raw` and `random_interval` for the seeding and the shuffle.
+#[derive(Debug, Clone)]
+pub struct Mt19937 {
+    state: [u32; 624],
+    pos: usize,
+}
+
+impl Mt19937 {
+    /// Seeds the generator as `np.random.seed(seed)` does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if `seed >= 2³²` (NumPy refuses such seeds too).
+    pub fn new(seed: u64) -> Result<Self> {
+        let seed = u32::try_from(seed).map_err(|_| Error::InvalidConfig {
+            field: "seed",
+            value: seed.to_string(),
+            reason: "it must be below 2^32, as NumPy's legacy seeding requires",
+        })?;
+        let mut state = [0u32; 624];
+        state[0] = seed;
+        for i in 1..624 {
+            let prev = state[i - 1];
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(prev ^ (prev >> 30))
+                .wrapping_add(i as u32);
+        }
+        Ok(Self { state, pos: 624 })
+    }
+
+    fn regenerate(&mut self) {
+        const UPPER: u32 = 0x8000_0000;
+        const LOWER: u32 = 0x7fff_ffff;
+        const MATRIX_A: u32 = 0x9908_b0df;
+        for i in 0..624 {
+            let y = (self.state[i] & UPPER) | (self.state[(i + 1) % 624] & LOWER);
+            let mut next = self.state[(i + 397) % 624] ^ (y >> 1);
+            if y & 1 == 1 {
+                next ^= MATRIX_A;
+            }
+            self.state[i] = next;
+        }
+        self.pos = 0;
+    }
+
+    /// The next 32-bit output (`genrand_int32`).
+    pub fn next_u32(&mut self) -> u32 {
+        if self.pos >= 624 {
+            self.regenerate();
+        }
+        let mut y = self.state[self.pos];
+        self.pos += 1;
+        y ^= y >> 11;
+        y ^= (y << 7) & 0x9d2c_5680;
+        y ^= (y << 15) & 0xefc6_0000;
+        y ^ (y >> 18)
+    }
+
+    /// A uniform integer in `0..=max` by NumPy's masked rejection (`random_interval`).
+    fn interval(&mut self, max: u32) -> u32 {
+        if max == 0 {
+            return 0;
+        }
+        let mut mask = max;
+        for shift in [1, 2, 4, 8, 16] {
+            mask |= mask >> shift;
+        }
+        loop {
+            let value = self.next_u32() & mask;
+            if value <= max {
+                return value;
+            }
+        }
+    }
+
+    /// `np.random.permutation(n)`: a Fisher-Yates shuffle of `0..n` from the last element down.
+    ///
+    /// # Panics
+    /// If `n > 2³²`.
+    pub fn permutation(&mut self, n: usize) -> Vec<u32> {
+        assert!(n as u64 <= 1 << 32, "permutation of {n} elements");
+        let mut values: Vec<u32> = (0..n as u64).map(|v| v as u32).collect();
+        for i in (1..n).rev() {
+            let j = self.interval(i as u32) as usize;
+            values.swap(i, j);
+        }
+        values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mt19937_matches_the_reference_output() {
+        // First output of init_genrand(5489), from the MT19937 reference implementation.
+        let mut rng = Mt19937::new(5489).unwrap();
+        assert_eq!(rng.next_u32(), 3_499_211_612);
+    }
+
+    #[test]
+    fn interval_stays_within_bounds() {
+        let mut rng = Mt19937::new(1).unwrap();
+        for max in [1u32, 2, 3, 7, 100, 12_768] {
+            for _ in 0..200 {
+                assert!(rng.interval(max) <= max);
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The run folder a training or analysis run writes: `config.json`, `metrics.csv`,
+//! `summary.json`, `neurons.json`, `model.mpk` (Burn record) and `model.safetensors` (PyTorch
+//! keys). Every file is written atomically.
+
+use std::{
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{record, safetensors, write_atomic, write_json};
+use crate::{
+    error::{Error, Result},
+    fourier::NeuronFit,
+    model::Mlp,
+    train::{EpochMetrics, History, TrainingConfig},
+};
+
+/// The columns of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,train_loss,val_loss,train_acc,val_acc,seconds";
+
+/// The last epoch's metrics, as `summary.json`'s `final`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FinalMetrics {
+    /// Mean training loss of the last epoch.
+    pub train_loss: f64,
+    /// Validation loss after the last epoch.
+    pub val_loss: f64,
+    /// Training accuracy of the last epoch.
+    pub train_acc: f64,
+    /// Validation accuracy after the last epoch.
+    pub val_acc: f64,
+}
+
+impl From<&EpochMetrics> for FinalMetrics {
+    fn from(m: &EpochMetrics) -> Self {
+        Self {
+            train_loss: m.train_loss,
+            val_loss: m.val_loss,
+            train_acc: m.train_acc,
+            val_acc: m.val_acc,
+        }
+    }
+}
+
+/// `summary.json`: what a run found, in one small file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The backend that ran it (`ndarray`, `flex`, `wgpu`, `vulkan`, `cuda`).
+    pub backend: String,
+    /// The modulus.
+    pub p: usize,
+    /// The hidden width.
+    pub hidden: usize,
+    /// Number of epochs run (fewer than configured if stopped early); `None` for an analysis of
+    /// a saved model.
+    pub epochs_run: Option<usize>,
+    /// First epoch with validation accuracy at least 0.99.
+    pub grok_epoch: Option<usize>,
+    /// The last epoch's metrics.
+    #[serde(rename = "final")]
+    pub final_metrics: Option<FinalMetrics>,
+    /// Seconds spent training (epochs and their validation), as the reference script's `seconds`.
+    pub train_seconds: Option<f64>,
+    /// Accuracy on all p² pairs (host, `f64`).
+    pub full_accuracy: f64,
+    /// Accuracy on all p² pairs with every neuron replaced by its fitted cosines.
+    pub replaced_all_accuracy: f64,
+    /// Accuracy on the validation rows with every neuron replaced by its fitted cosines.
+    pub replaced_all_val_accuracy: Option<f64>,
+}
+
+/// `neurons.json`: per-neuron cosine fits in neuron order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeuronsFile {
+    /// The modulus.
+    pub p: usize,
+    /// The hidden width.
+    pub hidden: usize,
+    /// One entry per neuron.
+    pub neurons: Vec<NeuronFit>,
+}
+
+/// A folder holding one run's files.
+#[derive(Debug, Clone)]
+pub struct RunFolder {
+    path: PathBuf,
+}
+
+impl RunFolder {
+    /// Creates (or reuses) the folder at `path`. A folder that already holds a finished run
+    /// (`summary.json`) is refused unless `force` is set.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the folder cannot be created or is a file; [`Error::InvalidConfig`] if
+    /// it holds a finished run and `force` is false.
+    pub fn create(path: impl AsRef<Path>, force: bool) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.join("summary.json").exists() && !force {
+            return Err(Error::InvalidConfig {
+                field: "out",
+                value: path.display().to_string(),
+                reason: "it already holds a finished run; choose another folder or pass --force",
+            });
+        }
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Self { path })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file in the folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `config.json`, readable with `TrainingConfig::load`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be written.
+    pub fn write_config(&self, config: &TrainingConfig) -> Result<()> {
+        write_json(self.file("config.json"), config)
+    }
+
+    /// Writes `metrics.csv`: [`METRICS_HEADER`] and one row per epoch.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be written.
+    pub fn write_metrics(&self, history: &History) -> Result<()> {
+        write_atomic(self.file("metrics.csv"), metrics_csv(history).as_bytes())
+    }
+
+    /// Writes `summary.json`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be written.
+    pub fn write_summary(&self, summary: &Summary) -> Result<()> {
+        write_json(self.file("summary.json"), summary)
+    }
+
+    /// Writes `neurons.json`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be written.
+    pub fn write_neurons(&self, p: usize, fits: &[NeuronFit]) -> Result<()> {
+        let file = NeuronsFile {
+            p,
+            hidden: fits.len(),
+            neurons: fits.to_vec(),
+        };
+        write_json(self.file("neurons.json"), &file)
+    }
+
+    /// Writes the model as `model.mpk` (Burn record) and `model.safetensors` (PyTorch keys).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Format`] if a file cannot be written.
+    pub fn write_model<B: burn::tensor::backend::Backend>(&self, model: &Mlp<B>) -> Result<()> {
+        record::save_model(model, self.file("model.mpk"))?;
+        safetensors::write_weights(self.file("model.safetensors"), &model.weights())
+    }
+}
+
+/// The CSV text of a history: [`METRICS_HEADER`] and one row per epoch.
+pub fn metrics_csv(history: &History) -> String {
+    let mut csv = String::with_capacity(64 * (history.epochs.len() + 1));
+    csv.push_str(METRICS_HEADER);
+    csv.push('\n');
+    for m in &history.epochs {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{}",
+            m.epoch, m.train_loss, m.val_loss, m.train_acc, m.val_acc, m.seconds
+        );
+    }
+    csv
+}

@@ -1,0 +1,85 @@
+//! Weights as `.safetensors` files with PyTorch's key names and orientation
+//! (`fc1.weight [d_hidden, 2p]`, `fc2.weight [p, d_hidden]`, float32), the form
+//! `torch.nn.Module.load_state_dict(safetensors.torch.load_file(path))` reads.
+
+use std::path::Path;
+
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use super::{weights_from_state_dict, write_atomic, NamedTensors};
+use crate::{
+    error::{Error, Result},
+    model::MlpWeights,
+};
+
+/// Reads weights from a `.safetensors` file; `p` and `d_hidden` come from the shapes.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a safetensors file, a
+/// tensor is not float32/float64, or the tensors do not describe an MLP.
+pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    weights_from_bytes(&bytes, path)
+}
+
+/// Parses safetensors `bytes`; `path` only names the source in errors.
+///
+/// # Errors
+/// As [`read_weights`].
+pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
+    let format = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
+    let mut tensors = NamedTensors::new();
+    for (name, view) in file.tensors() {
+        let values = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            other => {
+                return Err(format(format!(
+                    "tensor `{name}` has dtype {other:?}; expected F32 or F64"
+                )))
+            }
+        };
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    weights_from_state_dict(tensors, path)
+}
+
+/// The safetensors encoding of `weights` (float32, PyTorch's keys and orientation).
+pub fn weights_to_bytes(weights: &MlpWeights) -> Vec<u8> {
+    let (p, h) = (weights.p(), weights.d_hidden());
+    let le = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let (fc1, fc2) = (le(weights.fc1()), le(weights.fc2()));
+    let views = [
+        (
+            "fc1.weight",
+            TensorView::new(Dtype::F32, vec![h, 2 * p], &fc1).expect("length matches shape"),
+        ),
+        (
+            "fc2.weight",
+            TensorView::new(Dtype::F32, vec![p, h], &fc2).expect("length matches shape"),
+        ),
+    ];
+    safetensors::serialize(views, None).expect("two small tensors serialise")
+}
+
+/// Writes `weights` to a `.safetensors` file atomically.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be written.
+pub fn write_weights(path: impl AsRef<Path>, weights: &MlpWeights) -> Result<()> {
+    write_atomic(path, &weights_to_bytes(weights))
+}

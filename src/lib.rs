@@ -1,0 +1,59 @@
+//! # grokking
+//!
+//! Train and interpret the one-hidden-layer MLP that learns modular addition ("grokking"), on
+//! any [Burn](https://burn.dev) backend: the origin notebook (Bussmann, "Interpreting Modular
+//! Addition in MLPs", 2023) as a library.
+//!
+//! - [`ModularDataset`]: all p² pairs `(a, b)` labelled `(a + b) mod p`, split by a seeded,
+//!   NumPy-compatible shuffle.
+//! - [`Mlp`]: `fc1: 2p -> d_hidden`, ReLU, `fc2: d_hidden -> p`, no biases; weights to and from
+//!   the host in PyTorch's orientation as [`MlpWeights`].
+//! - [`train`] / [`Trainer`]: AdamW with the notebook's defaults ([`TrainingConfig`]), metrics per
+//!   epoch, an observer to log or stop.
+//! - [`fourier`]: one cosine per weight vector by FFT; [`analysis`]: replacing neurons by their
+//!   cosines, accuracies on the host.
+//! - [`io`]: atomic writes, safetensors, Burn records.
+//!
+//! # Quick start
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use grokking::{analysis, fourier, Control, MlpConfig, Split, TrainingConfig};
+//!
+//! // A small modulus so the example runs in a moment; the defaults are the notebook's p = 113.
+//! let config = TrainingConfig::new()
+//!     .with_model(MlpConfig::new().with_p(11).with_d_hidden(32))
+//!     .with_epochs(5);
+//! let trained = grokking::train::<Autodiff<NdArray>>(&config, &Default::default(), |m: &grokking::EpochMetrics| {
+//!     println!("epoch {} val_acc {:.3}", m.epoch, m.val_acc);
+//!     Control::Continue
+//! })?;
+//! let weights = trained.model.weights(); // host copy, PyTorch orientation
+//! let fits = fourier::fit_neurons(&weights);
+//! assert_eq!(fits.len(), 32);
+//! let all: Vec<usize> = (0..32).collect();
+//! let replaced = analysis::replacement_accuracy(&weights, &fits, &all, &trained.data);
+//! assert!((0.0..=1.0).contains(&replaced.full));
+//! let full = analysis::accuracy(&weights, &trained.data, Split::Full);
+//! assert!((0.0..=1.0).contains(&full));
+//! # Ok::<(), grokking::Error>(())
+//! ```
+//!
+//! # Backends
+//! Library code is generic over `B: Backend` (`B: AutodiffBackend` for training). Cargo features
+//! pick what is compiled: `ndarray` and `flex` (CPU, default), `wgpu`, `vulkan`, `cuda`.
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod data;
+pub mod error;
+pub mod fourier;
+pub mod io;
+pub mod model;
+pub mod train;
+
+pub use data::{ModularDataset, Split, SplitTensors};
+pub use error::{Error, Result};
+pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
+pub use train::{
+    train, Control, EpochMetrics, EpochObserver, History, Trained, Trainer, TrainingConfig,
+};

@@ -1,0 +1,196 @@
+//! Training: the loss falls, runs are deterministic, observers see and stop epochs, configs are
+//! validated, and the two input forms give the same gradients.
+#![cfg(feature = "flex")]
+
+mod common;
+
+use burn::tensor::Tolerance;
+use common::CpuAutodiff;
+use grokking::{
+    train::cross_entropy, Control, EpochMetrics, Error, History, MlpConfig, ModularDataset, Split,
+    Trainer, TrainingConfig,
+};
+
+fn small_config() -> TrainingConfig {
+    TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(23).with_d_hidden(48))
+        .with_batch_size(16)
+        .with_epochs(12)
+        .with_seed(7)
+}
+
+fn run(config: &TrainingConfig) -> History {
+    grokking::train::<CpuAutodiff>(config, &Default::default(), |_: &EpochMetrics| {
+        Control::Continue
+    })
+    .unwrap()
+    .history
+}
+
+fn without_time(history: &History) -> Vec<[f64; 4]> {
+    history
+        .epochs
+        .iter()
+        .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
+        .collect()
+}
+
+#[test]
+fn defaults_are_the_notebooks() {
+    let c = TrainingConfig::new();
+    assert_eq!((c.model.p, c.model.d_hidden), (113, 100));
+    assert_eq!((c.epochs, c.batch_size, c.seed), (2000, 128, 1337));
+    assert_eq!((c.lr, c.weight_decay, c.train_fraction), (3e-3, 0.5, 0.8));
+    assert_eq!(c.adam_epsilon, 1e-8);
+}
+
+#[test]
+fn a_short_run_lowers_the_loss_and_reports_sane_metrics() {
+    // A higher rate than the notebook's so that 12 epochs of a tiny grid show progress.
+    let history = run(&small_config().with_lr(1e-2));
+    assert_eq!(history.epochs.len(), 12);
+    let first = history.epochs[0];
+    let last = *history.last().unwrap();
+    assert!(
+        last.train_loss < 0.7 * first.train_loss,
+        "{first:?} -> {last:?}"
+    );
+    assert!(last.train_acc > first.train_acc);
+    for (i, m) in history.epochs.iter().enumerate() {
+        assert_eq!(m.epoch, i);
+        assert!((0.0..=1.0).contains(&m.train_acc) && (0.0..=1.0).contains(&m.val_acc));
+        assert!(m.train_loss.is_finite() && m.val_loss.is_finite());
+        assert!(i == 0 || m.seconds >= history.epochs[i - 1].seconds);
+    }
+}
+
+#[test]
+fn the_same_config_gives_the_same_history() {
+    let config = small_config().with_epochs(4);
+    assert_eq!(without_time(&run(&config)), without_time(&run(&config)));
+    let other = run(&config.clone().with_seed(8));
+    assert_ne!(without_time(&run(&config)), without_time(&other));
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn ndarray_trains_the_same_function_up_to_rounding() {
+    type NdArray = burn::backend::Autodiff<burn::backend::NdArray>;
+    let config = small_config().with_epochs(3);
+    let nd = grokking::train::<NdArray>(&config, &Default::default(), |_: &EpochMetrics| {
+        Control::Continue
+    })
+    .unwrap()
+    .history;
+    for (a, b) in without_time(&nd).iter().zip(without_time(&run(&config))) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-3, "{a:?} vs {b:?}");
+        }
+    }
+}
+
+#[test]
+fn observer_sees_every_epoch_and_can_stop() {
+    let mut seen = Vec::new();
+    let trained =
+        grokking::train::<CpuAutodiff>(&small_config(), &Default::default(), |m: &EpochMetrics| {
+            seen.push(m.epoch);
+            if m.epoch == 2 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+        .unwrap();
+    assert_eq!(seen, vec![0, 1, 2]);
+    assert_eq!(trained.history.epochs.len(), 3);
+}
+
+#[test]
+fn trainer_steps_epoch_by_epoch_like_train() {
+    let config = small_config().with_epochs(3);
+    let mut trainer = Trainer::<CpuAutodiff>::new(&config, &Default::default()).unwrap();
+    for _ in 0..3 {
+        trainer.run_epoch();
+    }
+    assert_eq!(without_time(trainer.history()), without_time(&run(&config)));
+}
+
+#[test]
+fn trained_model_reports_what_the_last_epoch_measured() {
+    let config = small_config().with_epochs(3);
+    let trained =
+        grokking::train::<CpuAutodiff>(&config, &Default::default(), |_: &EpochMetrics| {
+            Control::Continue
+        })
+        .unwrap();
+    let w = trained.model.weights();
+    let host = grokking::analysis::accuracy(&w, &trained.data, Split::Val);
+    let last = trained.history.last().unwrap().val_acc;
+    assert!((host - last).abs() <= 1.0 / trained.data.val_rows().len() as f64 + 1e-12);
+}
+
+#[test]
+fn invalid_configs_name_the_field() {
+    let cases = [
+        (small_config().with_batch_size(0), "batch-size"),
+        (small_config().with_epochs(0), "epochs"),
+        (small_config().with_lr(-1e-3), "lr"),
+        (small_config().with_lr(f64::NAN), "lr"),
+        (small_config().with_weight_decay(-0.5), "weight-decay"),
+        (
+            small_config().with_model(MlpConfig::new().with_d_hidden(0)),
+            "hidden",
+        ),
+        (
+            small_config().with_model(MlpConfig::new().with_p(1)),
+            "p = 1",
+        ),
+        (small_config().with_train_fraction(1.0), "train fraction"),
+    ];
+    for (config, needle) in cases {
+        let err = Trainer::<CpuAutodiff>::new(&config, &Default::default())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains(needle), "{needle}: {err}");
+    }
+    let err = Trainer::<CpuAutodiff>::new(
+        &small_config().with_train_fraction(0.0),
+        &Default::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(err, Error::InvalidTrainFraction { .. }));
+}
+
+#[test]
+fn one_hot_and_gather_give_equal_gradients() {
+    let device = Default::default();
+    let data = ModularDataset::new(11, 0.5, 0).unwrap();
+    let model = MlpConfig::new()
+        .with_p(11)
+        .with_d_hidden(16)
+        .init::<CpuAutodiff>(5, &device);
+    let split = data.tensors::<CpuAutodiff>(Split::Train, &device);
+    let x = data.one_hot::<CpuAutodiff>(Split::Train, &device);
+    let grads_of = |logits| {
+        let mut grads = cross_entropy(logits, split.labels.clone()).backward();
+        let g1 = model
+            .fc1
+            .weight
+            .grad_remove(&mut grads)
+            .unwrap()
+            .into_data();
+        let g2 = model
+            .fc2
+            .weight
+            .grad_remove(&mut grads)
+            .unwrap()
+            .into_data();
+        (g1, g2)
+    };
+    let (a1, a2) = grads_of(model.forward(x));
+    let (b1, b2) = grads_of(model.forward_pairs(split.pairs.clone()));
+    a1.assert_approx_eq::<f32>(&b1, Tolerance::absolute(1e-6));
+    a2.assert_approx_eq::<f32>(&b2, Tolerance::absolute(1e-6));
+}
