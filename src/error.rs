@@ -45,6 +45,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An analysis that cannot run on the data it was given (too few points, a library failure).
+    #[error("{what}: {reason}")]
+    Analysis {
+        /// The analysis that failed.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// An operating-system error while reading or writing a file.
     #[error("{path}: {source}")]
     Io {

@@ -49,6 +49,7 @@ pub mod error;
 pub mod fourier;
 pub mod io;
 pub mod model;
+pub mod report;
 pub mod train;
 
 pub use data::{ModularDataset, Split, SplitTensors};

@@ -1,0 +1,713 @@
+//! Draws the figures and writes the page.
+
+use std::{f64::consts::PI, fmt::Write as _, path::Path};
+
+use plotters::style::RGBColor;
+
+use super::{
+    plot::{self, Axes, Band, Heatmap, Line, Scatter, OTHER, PALETTE},
+    Analysis,
+};
+use crate::{
+    analysis::{
+        activations::{grid, pre_grid},
+        phases::wrap_angle,
+    },
+    error::{Error, Result},
+    io::write_atomic,
+    model::MlpWeights,
+    train::History,
+};
+
+/// One figure of the page.
+struct Figure {
+    file: &'static str,
+    title: &'static str,
+    text: String,
+}
+
+fn fig_err(file: &str) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> Error + '_ {
+    move |e| Error::Analysis {
+        what: "figure",
+        reason: format!("{file}: {e}"),
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+/// A colour per neuron from its frequency: the 9 most common frequencies get palette colours,
+/// the others grey. Returns the colours and the legend.
+fn freq_colors(freqs: &[usize]) -> (Vec<RGBColor>, Vec<(String, RGBColor)>) {
+    let mut counts = std::collections::BTreeMap::new();
+    for &k in freqs {
+        *counts.entry(k).or_insert(0usize) += 1;
+    }
+    let mut by_count: Vec<(usize, usize)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<usize> = by_count.iter().take(9).map(|&(k, _)| k).collect();
+    let colors = freqs
+        .iter()
+        .map(|k| {
+            top.iter()
+                .position(|t| t == k)
+                .map_or(OTHER, |i| PALETTE[i])
+        })
+        .collect();
+    let mut legend: Vec<(String, RGBColor)> = top
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("k = {k}"), PALETTE[i]))
+        .collect();
+    if by_count.len() > 9 {
+        legend.push(("other k".into(), OTHER));
+    }
+    (colors, legend)
+}
+
+fn tsne_panel(
+    title: String,
+    points: &[[f64; 2]],
+    colors: &[RGBColor],
+    legend: Vec<(String, RGBColor)>,
+) -> Scatter {
+    Scatter {
+        title,
+        x_label: "t-SNE 1".into(),
+        y_label: "t-SNE 2".into(),
+        points: points
+            .iter()
+            .zip(colors)
+            .map(|(p, &c)| (p[0], p[1], c))
+            .collect(),
+        diagonal: false,
+        range: None,
+        legend,
+    }
+}
+
+/// Neurons ordered by frequency (then index), and the matrix permuted to that order.
+fn sorted_matrix(sim: &[Vec<f64>], freqs: &[usize]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..freqs.len()).collect();
+    order.sort_by_key(|&n| (freqs[n], n));
+    order
+        .iter()
+        .flat_map(|&i| order.iter().map(move |&j| sim[i][j]))
+        .collect()
+}
+
+pub(super) fn render(
+    folder: &Path,
+    weights: &MlpWeights,
+    history: Option<&History>,
+    a: &Analysis,
+    sims: &[Vec<Vec<f64>>; 3],
+) -> Result<String> {
+    let (p, h) = (a.p, a.d_hidden);
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut save = |file: &'static str,
+                    title: &'static str,
+                    svg: std::result::Result<String, Box<dyn std::error::Error + Send + Sync>>,
+                    text: String|
+     -> Result<()> {
+        let svg = svg.map_err(fig_err(file))?;
+        write_atomic(folder.join("figures").join(file), svg.as_bytes())?;
+        figures.push(Figure { file, title, text });
+        Ok(())
+    };
+
+    // Training curves.
+    if let Some(history) = history.filter(|h| !h.epochs.is_empty()) {
+        let e = &history.epochs;
+        let xs = |f: fn(&crate::EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+            e.iter().map(|m| (m.epoch as f64 + 1.0, f(m))).collect()
+        };
+        let n = e.len() as f64 + 1.0;
+        let losses = e
+            .iter()
+            .flat_map(|m| [m.train_loss, m.val_loss])
+            .filter(|v| *v > 0.0);
+        let lo = losses.clone().fold(f64::INFINITY, f64::min).max(1e-12);
+        let hi = losses.fold(0.0, f64::max).max(lo * 10.0);
+        let last = e.last().expect("non-empty");
+        save(
+            "loss.svg",
+            "Training and validation loss",
+            plot::line_chart(
+                (800, 420),
+                &Axes {
+                    title: "Cross-entropy loss per epoch (log-log)".into(),
+                    x_label: "epoch".into(),
+                    y_label: "loss".into(),
+                    x_range: (1.0, n),
+                    y_range: (lo / 1.5, hi * 1.5),
+                    log_x: true,
+                    log_y: true,
+                },
+                &[
+                    Line { label: "train".into(), points: xs(|m| m.train_loss), color: PALETTE[0], markers: false },
+                    Line { label: "validation".into(), points: xs(|m| m.val_loss), color: PALETTE[1], markers: false },
+                ],
+                None,
+            ),
+            format!(
+                "Loss per epoch, both axes logarithmic. After {} epochs: train {:.3e}, validation {:.3e}.",
+                e.len(), last.train_loss, last.val_loss
+            ),
+        )?;
+        save(
+            "accuracy.svg",
+            "Training and validation accuracy",
+            plot::line_chart(
+                (800, 420),
+                &Axes {
+                    title: "Accuracy per epoch (log x)".into(),
+                    x_label: "epoch".into(),
+                    y_label: "accuracy".into(),
+                    x_range: (1.0, n),
+                    y_range: (0.0, 1.02),
+                    log_x: true,
+                    log_y: false,
+                },
+                &[
+                    Line { label: "train".into(), points: xs(|m| m.train_acc), color: PALETTE[0], markers: false },
+                    Line { label: "validation".into(), points: xs(|m| m.val_acc), color: PALETTE[1], markers: false },
+                ],
+                None,
+            ),
+            format!(
+                "Accuracy per epoch, x logarithmic. Final train {}, validation {}; validation accuracy first reaches 99% at epoch {} (0-based).",
+                pct(last.train_acc), pct(last.val_acc),
+                a.grok_epoch.map_or("never".into(), |g| g.to_string())
+            ),
+        )?;
+    }
+
+    // Activation heatmaps.
+    let posts: Vec<Vec<f64>> = a
+        .config
+        .heatmap_neurons
+        .iter()
+        .map(|&n| {
+            pre_grid(weights, n)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect()
+        })
+        .collect();
+    let normed: Vec<Vec<f64>> = posts
+        .iter()
+        .map(|v| {
+            let m = v.iter().copied().fold(0.0, f64::max);
+            v.iter()
+                .map(|x| if m > 0.0 { x / m } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let panels: Vec<Heatmap> = a
+        .config
+        .heatmap_neurons
+        .iter()
+        .zip(&normed)
+        .map(|(&n, v)| Heatmap {
+            title: format!("neuron {n}, k = {}", a.freqs[n]),
+            values: v,
+            rows: p,
+            cols: p,
+            row_label: "a".into(),
+            col_label: "b".into(),
+        })
+        .collect();
+    save(
+        "activations.svg",
+        "Post-ReLU activations over the (a, b) grid",
+        plot::heatmaps(380, &panels, &plot::sequential),
+        format!(
+            "post[a, b] = relu(fc1[n, a] + fc1[n, p + b]) for neurons {:?}, each scaled to its maximum (dark = 0, yellow = max). Stripes along a + b = const show a neuron reading the sum through one frequency; the frequencies are {:?}.",
+            a.config.heatmap_neurons,
+            a.config.heatmap_neurons.iter().map(|&n| a.freqs[n]).collect::<Vec<_>>()
+        ),
+    )?;
+
+    // pre before and after replacing one neuron.
+    let n0 = a.config.heatmap_neurons.first().copied().unwrap_or(0);
+    let f0 = &a.fits[n0];
+    let before = pre_grid(weights, n0);
+    let after = grid(&f0.in_a.reconstruct(p), &f0.in_b.reconstruct(p));
+    let scale = before
+        .iter()
+        .chain(&after)
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-12);
+    let rel_err = (before
+        .iter()
+        .zip(&after)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        / before.iter().map(|x| x * x).sum::<f64>().max(1e-300))
+    .sqrt();
+    let bn: Vec<f64> = before.iter().map(|v| v / scale).collect();
+    let an: Vec<f64> = after.iter().map(|v| v / scale).collect();
+    save(
+        "replaced_pre.svg",
+        "One neuron's pre-activation, before and after replacement by its cosines",
+        plot::heatmaps(
+            380,
+            &[
+                Heatmap { title: format!("neuron {n0}: trained"), values: &bn, rows: p, cols: p, row_label: "a".into(), col_label: "b".into() },
+                Heatmap { title: format!("neuron {n0}: cosines"), values: &an, rows: p, cols: p, row_label: "a".into(), col_label: "b".into() },
+            ],
+            &plot::diverging,
+        ),
+        format!(
+            "pre[a, b] of neuron {n0} (blue negative, red positive, common scale). Right: with fc1's a and b weights replaced by their fitted cosines (k = {}, R² {:.3} and {:.3}); relative L2 difference {:.3}.",
+            f0.in_a.freq, f0.in_a.r2, f0.in_b.r2, rel_err
+        ),
+    )?;
+
+    // One neuron's weights with their fits.
+    let vectors = [
+        ("input a", weights.input_a(n0), f0.in_a),
+        ("input b", weights.input_b(n0), f0.in_b),
+        ("output", weights.output(n0), f0.out),
+    ];
+    let axes: Vec<Axes> = vectors
+        .iter()
+        .map(|(name, y, fit)| {
+            let lo = y
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
+                .min(fit.offset - fit.scale);
+            let hi = y
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max)
+                .max(fit.offset + fit.scale);
+            let pad = 0.1 * (hi - lo).max(1e-9);
+            Axes {
+                title: format!("neuron {n0}, {name}: k = {}, R² = {:.3}", fit.freq, fit.r2),
+                x_label: "x".into(),
+                y_label: "weight".into(),
+                x_range: (0.0, p as f64 - 1.0),
+                y_range: (lo - pad, hi + pad * 3.0),
+                log_x: false,
+                log_y: false,
+            }
+        })
+        .collect();
+    let lines: Vec<[Line; 2]> = vectors
+        .iter()
+        .map(|(_, y, fit)| {
+            // The cosine is drawn finely between the integer points.
+            let fine: Vec<(f64, f64)> = (0..=(p - 1) * 8)
+                .map(|i| {
+                    let x = i as f64 / 8.0;
+                    (
+                        x,
+                        fit.offset
+                            + fit.scale
+                                * (2.0 * PI * fit.freq as f64 * x / p as f64 + fit.phase).cos(),
+                    )
+                })
+                .collect();
+            [
+                Line {
+                    label: "cosine fit".into(),
+                    points: fine,
+                    color: PALETTE[1],
+                    markers: false,
+                },
+                Line {
+                    label: "weights".into(),
+                    points: y.iter().enumerate().map(|(x, &v)| (x as f64, v)).collect(),
+                    color: PALETTE[0],
+                    markers: true,
+                },
+            ]
+        })
+        .collect();
+    let panels: Vec<(&Axes, &[Line], Option<&Band>)> = axes
+        .iter()
+        .zip(&lines)
+        .map(|(ax, l)| (ax, &l[..], None))
+        .collect();
+    save(
+        "neuron_fit.svg",
+        "One neuron's weights and their cosines",
+        plot::line_panels((520, 380), &panels),
+        format!(
+            "Neuron {n0}'s input-a, input-b and output weights (blue) and the single cosine fitted to each (orange). Frequencies {}, {}, {}; phases {:.2}, {:.2}, {:.2} rad; phase_a + phase_b = {:.2} rad (wrapped).",
+            f0.in_a.freq, f0.in_b.freq, f0.out.freq, f0.in_a.phase, f0.in_b.phase, f0.out.phase,
+            wrap_angle(f0.in_a.phase + f0.in_b.phase)
+        ),
+    )?;
+
+    // Frequencies.
+    let top: Vec<String> = {
+        let mut v: Vec<(usize, usize)> = a
+            .histogram
+            .counts
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|x| x.1 > 0)
+            .collect();
+        v.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        v.iter()
+            .take(8)
+            .map(|(k, c)| format!("k = {k}: {c}"))
+            .collect()
+    };
+    save(
+        "frequencies.svg",
+        "Neurons per frequency",
+        plot::bars(
+            (800, 380),
+            "Neurons per frequency (input-a fit)",
+            "frequency k",
+            "neurons",
+            &a.histogram.counts,
+        ),
+        format!(
+            "{} neurons use {} distinct frequencies out of {} possible. Most used: {}.",
+            h,
+            a.histogram.distinct,
+            p / 2,
+            top.join(", ")
+        ),
+    )?;
+
+    // Parameters a vs b.
+    let (fcol, flegend) = freq_colors(&a.freqs);
+    let ab = |f: &dyn Fn(&crate::fourier::NeuronFit) -> (f64, f64)| -> Vec<(f64, f64, RGBColor)> {
+        a.fits
+            .iter()
+            .zip(&fcol)
+            .map(|(fit, &c)| {
+                let (x, y) = f(fit);
+                (x, y, c)
+            })
+            .collect()
+    };
+    let half = (p / 2) as f64 + 1.0;
+    let smax = a
+        .fits
+        .iter()
+        .flat_map(|f| [f.in_a.scale, f.in_b.scale])
+        .fold(0.0, f64::max)
+        * 1.05
+        + 1e-9;
+    save(
+        "params_ab.svg",
+        "Fitted parameters: input a against input b",
+        plot::scatters(
+            (420, 420),
+            &[
+                Scatter { title: "frequency".into(), x_label: "k of input a".into(), y_label: "k of input b".into(), points: ab(&|f| (f.in_a.freq as f64, f.in_b.freq as f64)), diagonal: true, range: Some(((0.0, half), (0.0, half))), legend: vec![] },
+                Scatter { title: "scale".into(), x_label: "scale of input a".into(), y_label: "scale of input b".into(), points: ab(&|f| (f.in_a.scale, f.in_b.scale)), diagonal: true, range: Some(((0.0, smax), (0.0, smax))), legend: vec![] },
+                Scatter { title: "phase (rad)".into(), x_label: "phase of input a".into(), y_label: "phase of input b".into(), points: ab(&|f| (f.in_a.phase, f.in_b.phase)), diagonal: false, range: Some(((-PI, PI), (-PI, PI))), legend: vec![] },
+            ],
+        ),
+        format!(
+            "One point per neuron, coloured by frequency. Input a and b share their frequency in {} of neurons, all three fits (a, b, output) in {}; median scale ratio b/a {:.3}. Phases are unrelated between a and b (the network needs all of them).",
+            pct(a.phases.ab_freq_agree), pct(a.phases.all_freq_agree), a.phases.median_scale_ratio
+        ),
+    )?;
+
+    // Phase-sum law.
+    let pts: Vec<(f64, f64, RGBColor)> = a
+        .fits
+        .iter()
+        .zip(&fcol)
+        .zip(&a.phases.phase_gap)
+        .filter(|(_, g)| g.is_some())
+        .map(|((f, &c), _)| (wrap_angle(f.in_a.phase + f.in_b.phase), f.out.phase, c))
+        .collect();
+    let agree = pts.len();
+    save(
+        "phase_sum.svg",
+        "The phase-sum law",
+        plot::scatters(
+            (560, 520),
+            &[Scatter { title: "output phase against phase_a + phase_b".into(), x_label: "wrap(phase_a + phase_b) (rad)".into(), y_label: "output phase (rad)".into(), points: pts, diagonal: true, range: Some(((-PI, PI), (-PI, PI))), legend: flegend.clone() }],
+        ),
+        format!(
+            "For the {agree} of {h} neurons whose three frequencies agree: the output cosine's phase against the sum of the input phases, wrapped to (-π, π] (the line is equality; points near the corners wrap around). Median |gap| {} rad.",
+            opt(a.phases.median_gap, 3)
+        ),
+    )?;
+
+    // t-SNE and similarity of the weights.
+    let kcol =
+        |c: &[usize]| -> Vec<RGBColor> { c.iter().map(|&i| PALETTE[i % PALETTE.len()]).collect() };
+    save(
+        "tsne_weights.svg",
+        "t-SNE of fc1's rows and fc2's columns",
+        plot::scatters(
+            (460, 460),
+            &[
+                tsne_panel(format!("fc1 rows: {} k-means clusters", a.config.clusters), &a.fc1.tsne, &kcol(&a.fc1.clusters), vec![]),
+                tsne_panel("fc1 rows: FFT frequency".into(), &a.fc1.tsne, &fcol, flegend.clone()),
+                tsne_panel("fc2 columns: FFT frequency".into(), &a.fc2.tsne, &fcol, vec![]),
+            ],
+        ),
+        format!(
+            "t-SNE (2-D, perplexity {}) of each neuron's fc1 row (2p = {} weights) and fc2 column (p = {}). Left: coloured by k-means cluster (k = {}); middle and right: by the neuron's FFT frequency. Clusters against frequencies: adjusted Rand index {:.3} for fc1, {:.3} for fc2 (1 = the same partition, 0 = chance).",
+            a.config.perplexity.min((h as f64 - 1.0) / 3.0), 2 * p, p, a.config.clusters, a.fc1.ari_vs_freq, a.fc2.ari_vs_freq
+        ),
+    )?;
+    let m1 = sorted_matrix(&sims[0], &a.freqs);
+    let m2 = sorted_matrix(&sims[1], &a.freqs);
+    save(
+        "similarity_weights.svg",
+        "Cosine similarity of fc1's rows and fc2's columns",
+        plot::heatmaps(
+            420,
+            &[
+                Heatmap { title: "fc1 rows".into(), values: &m1, rows: h, cols: h, row_label: "neuron (by frequency)".into(), col_label: "neuron (by frequency)".into() },
+                Heatmap { title: "fc2 columns".into(), values: &m2, rows: h, cols: h, row_label: "neuron (by frequency)".into(), col_label: "neuron (by frequency)".into() },
+            ],
+            &plot::diverging,
+        ),
+        format!(
+            "Cosine similarity between neurons (blue -1, white 0, red +1), neurons sorted by FFT frequency so that same-frequency neurons form the diagonal blocks. Mean similarity within a frequency / across: fc1 {} / {}, fc2 {} / {}.",
+            opt(a.fc1.mean_similarity_same_freq, 3), opt(a.fc1.mean_similarity_other_freq, 3),
+            opt(a.fc2.mean_similarity_same_freq, 3), opt(a.fc2.mean_similarity_other_freq, 3)
+        ),
+    )?;
+
+    // Activations.
+    save(
+        "tsne_activations.svg",
+        "t-SNE of the neurons' post-ReLU activations",
+        plot::scatters(
+            (460, 460),
+            &[
+                tsne_panel(format!("activations: {} k-means clusters", a.config.clusters), &a.activations.tsne, &kcol(&a.activations.clusters), vec![]),
+                tsne_panel("activations: FFT frequency".into(), &a.activations.tsne, &fcol, flegend.clone()),
+            ],
+        ),
+        format!(
+            "Each neuron as its vector of post-ReLU activations over all p² = {} pairs (the notebook's reshape mixed neurons and pairs). k-means (k = {}) against FFT frequencies: adjusted Rand index {:.3}.",
+            p * p, a.config.clusters, a.activations.ari_vs_freq
+        ),
+    )?;
+    let m3 = sorted_matrix(&sims[2], &a.freqs);
+    save(
+        "similarity_activations.svg",
+        "Cosine similarity of the neurons' activations",
+        plot::heatmaps(
+            460,
+            &[Heatmap { title: "post-ReLU activations".into(), values: &m3, rows: h, cols: h, row_label: "neuron (by frequency)".into(), col_label: "neuron (by frequency)".into() }],
+            &plot::diverging,
+        ),
+        format!(
+            "As above, for activation vectors (non-negative, so similarities are >= 0). Mean within a frequency {} vs across {}.",
+            opt(a.activations.mean_similarity_same_freq, 3), opt(a.activations.mean_similarity_other_freq, 3)
+        ),
+    )?;
+
+    // Replacement sweep.
+    let s = &a.sweep;
+    let curve = |v: &[f64]| -> Vec<(f64, f64)> {
+        s.fractions.iter().copied().zip(v.iter().copied()).collect()
+    };
+    let band = Band {
+        label: format!("{} random draws (min-max)", s.draws.len()),
+        points: s
+            .fractions
+            .iter()
+            .zip(s.draw_min.iter().zip(&s.draw_max))
+            .map(|(&f, (&lo, &hi))| (f, lo, hi))
+            .collect(),
+        color: PALETTE[0],
+    };
+    let mid = s.fractions.len() / 2;
+    save(
+        "replacement.svg",
+        "Accuracy against the fraction of neurons replaced by cosines",
+        plot::line_chart(
+            (800, 440),
+            &Axes { title: "Full-grid accuracy, neurons replaced by their cosine fits".into(), x_label: "fraction of neurons replaced".into(), y_label: "accuracy".into(), x_range: (0.0, 1.0), y_range: (0.0, 1.02), log_x: false, log_y: false },
+            &[
+                Line { label: "random (mean)".into(), points: curve(&s.draw_mean), color: PALETTE[0], markers: true },
+                Line { label: "best fit first".into(), points: curve(&s.best_first), color: PALETTE[2], markers: false },
+                Line { label: "worst fit first".into(), points: curve(&s.worst_first), color: PALETTE[3], markers: false },
+            ],
+            Some(&band),
+        ),
+        format!(
+            "Accuracy on all p² pairs as more neurons are replaced by their fitted cosines: mean and range of {} random orders, and best-fitted (mean R²) first / worst first. At {:.0}% replaced: random {}–{}, best first {}, worst first {}. All replaced (exact, f64): {} on all pairs, {} on validation; untouched: {}.",
+            s.draws.len(), 100.0 * s.fractions[mid], pct(s.draw_min[mid]), pct(s.draw_max[mid]), pct(s.best_first[mid]), pct(s.worst_first[mid]),
+            pct(s.all_replaced), pct(s.all_replaced_val), pct(a.accuracy_full)
+        ),
+    )?;
+
+    // Construction.
+    let c = &a.construction;
+    let mean = c.mean();
+    let mut lines: Vec<Line> = c
+        .seeds
+        .iter()
+        .zip(&c.accuracy)
+        .enumerate()
+        .map(|(i, (seed, acc))| Line {
+            label: format!("seed {seed}"),
+            points: c
+                .sizes
+                .iter()
+                .map(|&n| n as f64)
+                .zip(acc.iter().copied())
+                .collect(),
+            color: PALETTE[(i + 4) % PALETTE.len()],
+            markers: true,
+        })
+        .collect();
+    lines.push(Line {
+        label: "mean".into(),
+        points: c
+            .sizes
+            .iter()
+            .map(|&n| n as f64)
+            .zip(mean.iter().copied())
+            .collect(),
+        color: BLACK_RGB,
+        markers: false,
+    });
+    let at = |n: usize| c.sizes.iter().position(|&s| s == n).map(|j| pct(mean[j]));
+    save(
+        "construction.svg",
+        "The untrained construction: accuracy against number of neurons",
+        plot::line_chart(
+            (800, 440),
+            &Axes { title: format!("Random cosine neurons, no training (p = {p})"), x_label: "neurons".into(), y_label: "accuracy".into(), x_range: (c.sizes[0] as f64 / 1.2, *c.sizes.last().expect("sizes") as f64 * 1.2), y_range: (0.0, 1.02), log_x: true, log_y: false },
+            &lines,
+            None,
+        ),
+        format!(
+            "A network never trained: each neuron gets a random frequency k in 1..={} and random phases s1, s2 in [0, 2π) for inputs a and b, and output phase s1 + s2. Full-grid accuracy, {} seeds: {}.",
+            p / 2,
+            c.seeds.len(),
+            c.sizes.iter().zip(&mean).map(|(n, m)| format!("{n} neurons {}", pct(*m))).collect::<Vec<_>>().join(", ")
+        ) + &match (at(256), at(512)) {
+            (Some(x), Some(y)) => format!(" The post reports above 95% at 256 and 100% at 512 for p = 113; here {x} and {y}."),
+            _ => String::new(),
+        },
+    )?;
+
+    // Waveforms.
+    let wi = &a.waveform_inputs;
+    let wo = &a.waveform_outputs;
+    let mut sq = Vec::new();
+    let mut rc = Vec::new();
+    for w in &a.waveforms {
+        for (i, f) in w.iter().enumerate() {
+            let color = if i < 2 { PALETTE[0] } else { PALETTE[1] };
+            sq.push((f.cosine, f.square, color));
+            rc.push((f.cosine, f.rectified, color));
+        }
+    }
+    let legend = vec![
+        ("input weights".to_string(), PALETTE[0]),
+        ("output weights".to_string(), PALETTE[1]),
+    ];
+    save(
+        "waveforms.svg",
+        "Cosine, square wave or rectified cosine?",
+        plot::scatters(
+            (460, 460),
+            &[
+                Scatter { title: "square wave vs cosine".into(), x_label: "R² of cosine".into(), y_label: "R² of square wave".into(), points: sq, diagonal: true, range: Some(((0.0, 1.0), (0.0, 1.0))), legend: legend.clone() },
+                Scatter { title: "rectified cosine vs cosine".into(), x_label: "R² of cosine".into(), y_label: "R² of rectified cosine".into(), points: rc, diagonal: true, range: Some(((0.0, 1.0), (0.0, 1.0))), legend },
+            ],
+        ),
+        format!(
+            "Each weight vector fitted by α + β·g(wx + θ) for three shapes g at its FFT frequency. Points below the line favour the cosine. Input vectors ({}): mean R² cosine {:.3}, square {:.3}, rectified {:.3}; best: cosine {}, square {}, rectified {}. Output vectors ({}): mean R² {:.3} / {:.3} / {:.3}; best {} / {} / {}.",
+            wi.vectors, wi.mean_cosine_r2, wi.mean_square_r2, wi.mean_rectified_r2, wi.cosine_best, wi.square_best, wi.rectified_best,
+            wo.vectors, wo.mean_cosine_r2, wo.mean_square_r2, wo.mean_rectified_r2, wo.cosine_best, wo.square_best, wo.rectified_best
+        ),
+    )?;
+
+    Ok(page(a, &figures))
+}
+
+const BLACK_RGB: RGBColor = RGBColor(0, 0, 0);
+
+fn page(a: &Analysis, figures: &[Figure]) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>grokking report: p = {p}, {h} neurons</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1500px; margin: 1.5em auto; padding: 0 1em; color: #222; line-height: 1.45; }}
+h1 {{ font-size: 1.6em; }}
+h2 {{ font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }}
+figure {{ margin: 0.5em 0; }}
+figure img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
+figcaption {{ max-width: 60em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}
+nav a {{ margin-right: 1em; }}
+</style>
+</head>
+<body>
+<h1>Modular addition MLP: p = {p}, {h} hidden neurons</h1>
+<table>
+<tr><th>accuracy, all p² pairs</th><td>{acc}</td></tr>
+<tr><th>accuracy, validation</th><td>{val}</td></tr>
+<tr><th>grok epoch (validation accuracy &ge; 99%)</th><td>{grok}</td></tr>
+<tr><th>distinct frequencies</th><td>{distinct}</td></tr>
+<tr><th>neurons whose 3 frequencies agree</th><td>{agree}</td></tr>
+<tr><th>phase-sum law, median |gap|</th><td>{gap} rad</td></tr>
+<tr><th>all neurons replaced by cosines</th><td>{repl}</td></tr>
+<tr><th>k-means vs frequency (ARI): fc1 / fc2 / activations</th><td>{ari1:.3} / {ari2:.3} / {ari3:.3}</td></tr>
+</table>
+<p>Every number is also in <code>analysis.json</code>. Figures are SVG files in <code>figures/</code>.</p>
+<nav>"#,
+        p = a.p,
+        h = a.d_hidden,
+        acc = pct(a.accuracy_full),
+        val = pct(a.accuracy_val),
+        grok = a
+            .grok_epoch
+            .map_or("not reached / no history".into(), |g| g.to_string()),
+        distinct = a.histogram.distinct,
+        agree = pct(a.phases.all_freq_agree),
+        gap = opt(a.phases.median_gap, 3),
+        repl = pct(a.sweep.all_replaced),
+        ari1 = a.fc1.ari_vs_freq,
+        ari2 = a.fc2.ari_vs_freq,
+        ari3 = a.activations.ari_vs_freq,
+    );
+    for f in figures {
+        let _ = write!(
+            html,
+            "<a href=\"#{}\">{}</a> ",
+            f.file.trim_end_matches(".svg"),
+            f.title
+        );
+    }
+    html.push_str("</nav>\n");
+    for f in figures {
+        let _ = write!(
+            html,
+            "<h2 id=\"{id}\">{title}</h2>\n<figure><img src=\"figures/{file}\" alt=\"{title}\">\n<figcaption>{text}</figcaption></figure>\n",
+            id = f.file.trim_end_matches(".svg"),
+            title = f.title,
+            file = f.file,
+            text = f.text,
+        );
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
