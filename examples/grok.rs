@@ -55,6 +55,9 @@ struct Args {
     /// Overwrite a folder that already holds a finished run.
     #[arg(long)]
     force: bool,
+    /// Skip the analysis report (report.html, analysis.json, figures/).
+    #[arg(long)]
+    no_report: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -223,6 +226,24 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
         "full-grid accuracy {:.5}; all {} neurons replaced by cosines: {:.5} (val {:.5})",
         summary.full_accuracy, config.model.d_hidden, replaced.full, replaced.val
     );
+    if !args.no_report {
+        let start = Instant::now();
+        let report = grokking::report::ReportConfig {
+            heatmap_neurons: (0..config.model.d_hidden.min(3)).collect(),
+            ..Default::default()
+        };
+        match grokking::report::write_report(
+            folder.path(),
+            &weights,
+            &trained.data,
+            Some(history),
+            &report,
+        ) {
+            Ok(_) => println!("report.html in {:.2} s", start.elapsed().as_secs_f64()),
+            // The run itself is saved; a report that cannot be drawn (too few neurons) is a warning.
+            Err(e) => eprintln!("warning: no report: {e}"),
+        }
+    }
     println!("wrote {}", folder.path().display());
     Ok(())
 }
