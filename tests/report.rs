@@ -87,3 +87,39 @@ fn report_refuses_mismatched_inputs() {
     };
     assert!(analyze(&weights, &data, None, &bad).is_err());
 }
+
+/// The report's numbers on the notebook-trained fixture (p = 113, 100 neurons). Slow in debug
+/// builds (about a minute); run with `cargo test --release --test report -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fixture_report_numbers() {
+    let weights =
+        grokking::io::safetensors::read_weights(common::fixture("seed1337_p113_h100.safetensors"))
+            .unwrap();
+    let data = ModularDataset::new(113, 0.8, 1337).unwrap();
+    let out = std::env::temp_dir().join("grokking-fixture-report");
+    let a = write_report(&out, &weights, &data, None, &ReportConfig::default()).unwrap();
+    println!("written to {}", out.display());
+    println!(
+        "median gap {:?}, all-3 agree {}, distinct {}, ARI fc1 {:.3} fc2 {:.3} act {:.3}",
+        a.phases.median_gap,
+        a.phases.all_freq_agree,
+        a.histogram.distinct,
+        a.fc1.ari_vs_freq,
+        a.fc2.ari_vs_freq,
+        a.activations.ari_vs_freq
+    );
+    println!("waveform inputs {:?}", a.waveform_inputs);
+    println!("waveform outputs {:?}", a.waveform_outputs);
+    println!(
+        "construction {:?} mean {:?}",
+        a.construction.sizes,
+        a.construction.mean()
+    );
+    println!(
+        "sweep all replaced {} (val {}), mean {:?}",
+        a.sweep.all_replaced, a.sweep.all_replaced_val, a.sweep.draw_mean
+    );
+    println!("seconds {:?}", a.seconds);
+    assert!(a.phases.median_gap.unwrap() < 0.05);
+}

@@ -150,8 +150,8 @@ pub(super) fn render(
                     log_y: true,
                 },
                 &[
-                    Line { label: "train".into(), points: xs(|m| m.train_loss), color: PALETTE[0], markers: false },
-                    Line { label: "validation".into(), points: xs(|m| m.val_loss), color: PALETTE[1], markers: false },
+                    Line { label: "train".into(), points: xs(|m| m.train_loss), color: PALETTE[0], markers: false, line: true },
+                    Line { label: "validation".into(), points: xs(|m| m.val_loss), color: PALETTE[1], markers: false, line: true },
                 ],
                 None,
             ),
@@ -175,8 +175,8 @@ pub(super) fn render(
                     log_y: false,
                 },
                 &[
-                    Line { label: "train".into(), points: xs(|m| m.train_acc), color: PALETTE[0], markers: false },
-                    Line { label: "validation".into(), points: xs(|m| m.val_acc), color: PALETTE[1], markers: false },
+                    Line { label: "train".into(), points: xs(|m| m.train_acc), color: PALETTE[0], markers: false, line: true },
+                    Line { label: "validation".into(), points: xs(|m| m.val_acc), color: PALETTE[1], markers: false, line: true },
                 ],
                 None,
             ),
@@ -322,12 +322,14 @@ pub(super) fn render(
                     points: fine,
                     color: PALETTE[1],
                     markers: false,
+                    line: true,
                 },
                 Line {
                     label: "weights".into(),
                     points: y.iter().enumerate().map(|(x, &v)| (x as f64, v)).collect(),
                     color: PALETTE[0],
                     markers: true,
+                    line: true,
                 },
             ]
         })
@@ -342,7 +344,7 @@ pub(super) fn render(
         "One neuron's weights and their cosines",
         plot::line_panels((520, 380), &panels),
         format!(
-            "Neuron {n0}'s input-a, input-b and output weights (blue) and the single cosine fitted to each (orange). Frequencies {}, {}, {}; phases {:.2}, {:.2}, {:.2} rad; phase_a + phase_b = {:.2} rad (wrapped).",
+            "Neuron {n0}'s input-a, input-b and output weights (blue) (dots) and the single cosine fitted to each (orange, at the integer points). Frequencies {}, {}, {}; phases {:.2}, {:.2}, {:.2} rad; phase_a + phase_b = {:.2} rad (wrapped).",
             f0.in_a.freq, f0.in_b.freq, f0.out.freq, f0.in_a.phase, f0.in_b.phase, f0.out.phase,
             wrap_angle(f0.in_a.phase + f0.in_b.phase)
         ),
@@ -458,7 +460,7 @@ pub(super) fn render(
             ],
         ),
         format!(
-            "t-SNE (2-D, perplexity {}) of each neuron's fc1 row (2p = {} weights) and fc2 column (p = {}). Left: coloured by k-means cluster (k = {}); middle and right: by the neuron's FFT frequency. Clusters against frequencies: adjusted Rand index {:.3} for fc1, {:.3} for fc2 (1 = the same partition, 0 = chance).",
+            "t-SNE (2-D, perplexity {}) of each neuron's fc1 row (2p = {} weights) and fc2 column (p = {}). Left: coloured by k-means cluster (k = {}); middle and right: by the neuron's FFT frequency. Clusters against frequencies: adjusted Rand index {:.3} for fc1, {:.3} for fc2 (1 = the same partition, 0 = chance). Neurons of one frequency differ in phase, so their raw weight vectors need not be close: a low ARI means k-means on weights does not recover the frequencies.",
             a.config.perplexity.min((h as f64 - 1.0) / 3.0), 2 * p, p, a.config.clusters, a.fc1.ari_vs_freq, a.fc2.ari_vs_freq
         ),
     )?;
@@ -536,9 +538,9 @@ pub(super) fn render(
             (800, 440),
             &Axes { title: "Full-grid accuracy, neurons replaced by their cosine fits".into(), x_label: "fraction of neurons replaced".into(), y_label: "accuracy".into(), x_range: (0.0, 1.0), y_range: (0.0, 1.02), log_x: false, log_y: false },
             &[
-                Line { label: "random (mean)".into(), points: curve(&s.draw_mean), color: PALETTE[0], markers: true },
-                Line { label: "best fit first".into(), points: curve(&s.best_first), color: PALETTE[2], markers: false },
-                Line { label: "worst fit first".into(), points: curve(&s.worst_first), color: PALETTE[3], markers: false },
+                Line { label: "random (mean)".into(), points: curve(&s.draw_mean), color: PALETTE[0], markers: true, line: true },
+                Line { label: "best fit first".into(), points: curve(&s.best_first), color: PALETTE[2], markers: false, line: true },
+                Line { label: "worst fit first".into(), points: curve(&s.worst_first), color: PALETTE[3], markers: false, line: true },
             ],
             Some(&band),
         ),
@@ -567,6 +569,7 @@ pub(super) fn render(
                 .collect(),
             color: PALETTE[(i + 4) % PALETTE.len()],
             markers: true,
+            line: true,
         })
         .collect();
     lines.push(Line {
@@ -579,6 +582,7 @@ pub(super) fn render(
             .collect(),
         color: BLACK_RGB,
         markers: false,
+        line: true,
     });
     let at = |n: usize| c.sizes.iter().position(|&s| s == n).map(|j| pct(mean[j]));
     save(

@@ -101,6 +101,8 @@ pub struct Analysis {
     pub accuracy_val: f64,
     /// First epoch with validation accuracy >= 0.99, if a history was given.
     pub grok_epoch: Option<usize>,
+    /// Epochs in the history, if one was given.
+    pub trained_epochs: Option<usize>,
     /// Cosine fits per neuron.
     pub fits: Vec<NeuronFit>,
     /// Frequency label per neuron (input a's).
@@ -250,6 +252,7 @@ fn compute(
             accuracy_full,
             accuracy_val,
             grok_epoch: history.and_then(History::grok_epoch),
+            trained_epochs: history.map(|h| h.epochs.len()),
             fits,
             freqs,
             histogram,

@@ -64,8 +64,10 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
     /// Colour.
     pub color: RGBColor,
-    /// Draw point markers too.
+    /// Draw point markers.
     pub markers: bool,
+    /// Draw the connecting line.
+    pub line: bool,
 }
 
 /// Axis options of a line chart.
@@ -102,6 +104,8 @@ macro_rules! draw_lines {
             .configure_mesh()
             .x_desc($axes.x_label.as_str())
             .y_desc($axes.y_label.as_str())
+            .x_labels(8)
+            .max_light_lines(1)
             .label_style(FONT)
             .axis_desc_style(FONT)
             .draw()?;
@@ -240,6 +244,8 @@ pub fn heatmaps(
             chart
                 .configure_mesh()
                 .disable_mesh()
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .x_desc(map.col_label.as_str())
                 .y_desc(map.row_label.as_str())
                 .label_style(FONT)
