@@ -329,7 +329,7 @@ pub(super) fn render(
                     points: y.iter().enumerate().map(|(x, &v)| (x as f64, v)).collect(),
                     color: PALETTE[0],
                     markers: true,
-                    line: true,
+                    line: false,
                 },
             ]
         })
@@ -344,7 +344,7 @@ pub(super) fn render(
         "One neuron's weights and their cosines",
         plot::line_panels((520, 380), &panels),
         format!(
-            "Neuron {n0}'s input-a, input-b and output weights (blue) (dots) and the single cosine fitted to each (orange, at the integer points). Frequencies {}, {}, {}; phases {:.2}, {:.2}, {:.2} rad; phase_a + phase_b = {:.2} rad (wrapped).",
+            "Neuron {n0}'s input-a, input-b and output weights (blue dots) and the single cosine fitted to each (orange, at the integer points). Frequencies {}, {}, {}; phases {:.2}, {:.2}, {:.2} rad; phase_a + phase_b = {:.2} rad (wrapped).",
             f0.in_a.freq, f0.in_b.freq, f0.out.freq, f0.in_a.phase, f0.in_b.phase, f0.out.phase,
             wrap_angle(f0.in_a.phase + f0.in_b.phase)
         ),
@@ -682,9 +682,13 @@ nav a {{ margin-right: 1em; }}
         h = a.d_hidden,
         acc = pct(a.accuracy_full),
         val = pct(a.accuracy_val),
-        grok = a
-            .grok_epoch
-            .map_or("not reached / no history".into(), |g| g.to_string()),
+        grok = a.grok_epoch.map_or_else(
+            || match a.trained_epochs {
+                Some(n) => format!("not reached in {n} epochs"),
+                None => "no training history given".into(),
+            },
+            |g| g.to_string(),
+        ),
         distinct = a.histogram.distinct,
         agree = pct(a.phases.all_freq_agree),
         gap = opt(a.phases.median_gap, 3),
