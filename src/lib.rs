@@ -56,5 +56,6 @@ pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
 pub use train::{
-    train, Control, EpochMetrics, EpochObserver, History, Trained, Trainer, TrainingConfig,
+    train, AdamState, Control, Engine, EpochMetrics, EpochObserver, FusedEngine, History, Trained,
+    Trainer, TrainingConfig,
 };

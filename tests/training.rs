@@ -7,8 +7,8 @@ mod common;
 use burn::tensor::Tolerance;
 use common::CpuAutodiff;
 use grokking::{
-    train::cross_entropy, Control, EpochMetrics, Error, History, MlpConfig, ModularDataset, Split,
-    Trainer, TrainingConfig,
+    train::cross_entropy, Control, Engine, EpochMetrics, Error, History, MlpConfig, ModularDataset,
+    Split, Trainer, TrainingConfig,
 };
 
 fn small_config() -> TrainingConfig {
@@ -76,7 +76,7 @@ fn the_same_config_gives_the_same_history() {
 #[test]
 fn ndarray_trains_the_same_function_up_to_rounding() {
     type NdArray = burn::backend::Autodiff<burn::backend::NdArray>;
-    let config = small_config().with_epochs(3);
+    let config = small_config().with_epochs(3).with_engine(Engine::Generic);
     let nd = grokking::train::<NdArray>(&config, &Default::default(), |_: &EpochMetrics| {
         Control::Continue
     })
@@ -193,4 +193,76 @@ fn one_hot_and_gather_give_equal_gradients() {
     let (b1, b2) = grads_of(model.forward_pairs(split.pairs.clone()));
     a1.assert_approx_eq::<f32>(&b1, Tolerance::absolute(1e-6));
     a2.assert_approx_eq::<f32>(&b2, Tolerance::absolute(1e-6));
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol, "{what}[{i}]: {x} vs {y}");
+    }
+}
+
+#[test]
+fn auto_picks_the_fused_engine_on_cpu_backends() {
+    assert_eq!(Engine::Auto.resolve::<CpuAutodiff>(), Engine::Fused);
+    assert_eq!(Engine::Generic.resolve::<CpuAutodiff>(), Engine::Generic);
+    let trainer = Trainer::<CpuAutodiff>::new(&small_config(), &Default::default()).unwrap();
+    assert_eq!(trainer.engine(), Engine::Fused);
+    let generic = small_config().with_engine(Engine::Generic);
+    let trainer = Trainer::<CpuAutodiff>::new(&generic, &Default::default()).unwrap();
+    assert_eq!(trainer.engine(), Engine::Generic);
+    assert!(trainer.adam_state().is_none());
+}
+
+#[test]
+fn fused_and_generic_engines_train_the_same_function() {
+    // A short last batch (276 rows, batch 16 -> 17 full + 1 of 4) and weight decay included.
+    let config = small_config().with_epochs(3).with_lr(1e-2);
+    let device = Default::default();
+    let mut fused =
+        Trainer::<CpuAutodiff>::new(&config.clone().with_engine(Engine::Fused), &device).unwrap();
+    let mut generic =
+        Trainer::<CpuAutodiff>::new(&config.clone().with_engine(Engine::Generic), &device).unwrap();
+    assert_eq!(fused.model().weights(), generic.model().weights());
+    for _ in 0..3 {
+        let (f, g) = (fused.run_epoch(), generic.run_epoch());
+        let (f, g) = (
+            [f.train_loss, f.val_loss, f.train_acc, f.val_acc],
+            [g.train_loss, g.val_loss, g.train_acc, g.val_acc],
+        );
+        for (x, y) in f.iter().zip(&g) {
+            assert!((x - y).abs() < 1e-4, "{f:?} vs {g:?}");
+        }
+        let (wf, wg) = (fused.model().weights(), generic.model().weights());
+        assert_close(wf.fc1(), wg.fc1(), 1e-4, "fc1");
+        assert_close(wf.fc2(), wg.fc2(), 1e-4, "fc2");
+    }
+    let adam = fused.adam_state().unwrap();
+    let steps_per_epoch = fused.data().train_rows().len().div_ceil(config.batch_size) as u64;
+    assert_eq!(adam.step, 3 * steps_per_epoch);
+    assert_eq!(adam.fc1_m1.len(), 48 * 2 * 23);
+    assert_eq!(adam.fc2_m2.len(), 23 * 48);
+    assert!(adam.fc1_m2.iter().all(|&v| v >= 0.0) && adam.fc1_m1.iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn the_fused_engine_is_bit_reproducible_and_restores_its_state() {
+    let config = small_config().with_epochs(4).with_engine(Engine::Fused);
+    let device = Default::default();
+    let mut a = Trainer::<CpuAutodiff>::new(&config, &device).unwrap();
+    let mut b = Trainer::<CpuAutodiff>::new(&config, &device).unwrap();
+    for _ in 0..2 {
+        a.run_epoch();
+        b.run_epoch();
+    }
+    assert_eq!(without_time(a.history()), without_time(b.history()));
+    assert_eq!(a.model().weights(), b.model().weights());
+    assert_eq!(a.adam_state(), b.adam_state());
+
+    // A fresh engine given a's weights and moments continues exactly as a does.
+    let data = a.data().clone();
+    let mut resumed = grokking::FusedEngine::new(&config, &a.model().weights(), &data);
+    resumed.restore(&a.model().weights(), &a.adam_state().unwrap());
+    assert_eq!(resumed.adam_state(), a.adam_state().unwrap());
+    assert_eq!(resumed.weights(), a.model().weights());
 }

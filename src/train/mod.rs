@@ -26,7 +26,13 @@
 //! # Ok::<(), grokking::Error>(())
 //! ```
 
-use std::time::{Duration, Instant};
+mod fused;
+
+use std::{
+    any::TypeId,
+    cell::OnceCell,
+    time::{Duration, Instant},
+};
 
 use burn::{
     config::Config,
@@ -38,6 +44,8 @@ use burn::{
     },
 };
 use serde::{Deserialize, Serialize};
+
+pub use fused::{AdamState, FusedEngine};
 
 use crate::{
     data::{train_rows_for, ModularDataset, Split, SplitTensors},
@@ -75,6 +83,53 @@ pub struct TrainingConfig {
     /// Seed of the data split (NumPy-compatible) and of the initial weights.
     #[config(default = 1337)]
     pub seed: u64,
+    /// How each step is computed (default [`Engine::Auto`]: fused on CPU backends).
+    #[config(default = "Engine::Auto")]
+    pub engine: Engine,
+}
+
+/// How [`Trainer`] computes a training step. Both engines compute the same function up to float
+/// rounding, from the same initial weights and in the same batch order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Engine {
+    /// [`Engine::Fused`] when the backend is a CPU one (ndarray, flex), otherwise
+    /// [`Engine::Generic`].
+    #[default]
+    Auto,
+    /// Burn's generic tensor operations and autodiff on the chosen backend, AdamW from
+    /// `burn::optim`.
+    Generic,
+    /// The hand-fused host step of [`FusedEngine`]: gather, ReLU, GEMMs, softmax cross-entropy,
+    /// backward and AdamW in one pass of plain `f32` code, on the CPU whatever the backend.
+    Fused,
+}
+
+impl Engine {
+    /// The engine this choice means for backend `B` (never [`Engine::Auto`]).
+    pub fn resolve<B: Backend>(self) -> Engine {
+        match self {
+            Engine::Auto if is_cpu_backend::<B>() => Engine::Fused,
+            Engine::Auto => Engine::Generic,
+            other => other,
+        }
+    }
+}
+
+/// Whether `B` (or the backend inside its autodiff wrapper) is one of the compiled CPU backends.
+fn is_cpu_backend<B: Backend>() -> bool {
+    #[allow(unused_mut)]
+    let mut cpu: Vec<TypeId> = Vec::new();
+    #[cfg(feature = "ndarray")]
+    {
+        cpu.push(TypeId::of::<burn::backend::NdArray>());
+        cpu.push(TypeId::of::<burn::backend::Autodiff<burn::backend::NdArray>>());
+    }
+    #[cfg(feature = "flex")]
+    {
+        cpu.push(TypeId::of::<burn::backend::Flex>());
+        cpu.push(TypeId::of::<burn::backend::Autodiff<burn::backend::Flex>>());
+    }
+    cpu.contains(&TypeId::of::<B>())
 }
 
 impl TrainingConfig {
@@ -203,15 +258,30 @@ pub struct Trained<B: Backend> {
 }
 
 /// A training run in progress: the model, its optimiser, the data on the device and the history.
+///
+/// The step runs on the engine [`TrainingConfig::engine`] resolves to (see [`Engine`]); the API is
+/// the same for both.
 pub struct Trainer<B: AutodiffBackend> {
     config: TrainingConfig,
     data: ModularDataset,
-    model: Mlp<B>,
-    optim: OptimizerAdaptor<AdamW, Mlp<B>, B>,
-    train: SplitTensors<B>,
-    val: SplitTensors<B::InnerBackend>,
+    state: State<B>,
     history: History,
     elapsed: Duration,
+}
+
+enum State<B: AutodiffBackend> {
+    Generic {
+        model: Mlp<B>,
+        optim: OptimizerAdaptor<AdamW, Mlp<B>, B>,
+        train: SplitTensors<B>,
+        val: SplitTensors<B::InnerBackend>,
+    },
+    Fused {
+        engine: Box<FusedEngine>,
+        device: B::Device,
+        /// The engine's weights as a Burn model, built on demand and dropped after each epoch.
+        model: OnceCell<Mlp<B>>,
+    },
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -223,20 +293,46 @@ impl<B: AutodiffBackend> Trainer<B> {
         config.validate()?;
         let data = ModularDataset::new(config.model.p, config.train_fraction, config.seed)?;
         let model = config.model.init::<B>(config.seed, device);
-        let optim = AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .with_epsilon(config.adam_epsilon as f32)
-            .init();
+        let state = match config.engine.resolve::<B>() {
+            Engine::Fused => State::Fused {
+                engine: Box::new(FusedEngine::new(config, &model.weights(), &data)),
+                device: device.clone(),
+                model: OnceCell::new(),
+            },
+            _ => State::Generic {
+                model,
+                optim: AdamWConfig::new()
+                    .with_weight_decay(config.weight_decay as f32)
+                    .with_epsilon(config.adam_epsilon as f32)
+                    .init(),
+                train: data.tensors(Split::Train, device),
+                val: data.tensors(Split::Val, device),
+            },
+        };
         Ok(Self {
             config: config.clone(),
-            train: data.tensors(Split::Train, device),
-            val: data.tensors(Split::Val, device),
             data,
-            model,
-            optim,
+            state,
             history: History::default(),
             elapsed: Duration::ZERO,
         })
+    }
+
+    /// The engine the steps run on ([`Engine::Generic`] or [`Engine::Fused`]).
+    pub fn engine(&self) -> Engine {
+        match self.state {
+            State::Generic { .. } => Engine::Generic,
+            State::Fused { .. } => Engine::Fused,
+        }
+    }
+
+    /// AdamW's step count and moments on the host, in PyTorch's orientation, for the fused
+    /// engine; `None` on the generic engine, whose state lives in Burn's optimizer record.
+    pub fn adam_state(&self) -> Option<AdamState> {
+        match &self.state {
+            State::Fused { engine, .. } => Some(engine.adam_state()),
+            State::Generic { .. } => None,
+        }
     }
 
     /// The configuration of this run.
@@ -251,7 +347,14 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The model as it is now.
     pub fn model(&self) -> &Mlp<B> {
-        &self.model
+        match &self.state {
+            State::Generic { model, .. } => model,
+            State::Fused {
+                engine,
+                device,
+                model,
+            } => model.get_or_init(|| Mlp::from_weights(&engine.weights(), device)),
+        }
     }
 
     /// Metrics of the epochs run so far.
@@ -263,27 +366,33 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn run_epoch(&mut self) -> EpochMetrics {
         let start = Instant::now();
         let n_train = self.data.train_rows().len();
-        let device = self.train.pairs.device();
-        let mut loss_sum = Tensor::<B::InnerBackend, 1>::zeros([1], &device);
-        let mut correct = Tensor::<B::InnerBackend, 1, Int>::zeros([1], &device);
-        for begin in (0..n_train).step_by(self.config.batch_size) {
-            let end = (begin + self.config.batch_size).min(n_train);
-            let pairs = self.train.pairs.clone().slice([begin..end, 0..2]); // [bs, 2]
-            let labels = self.train.labels.clone().slice(begin..end); // [bs]
-            let logits = self.model.forward_pairs(pairs); // [bs, p]
-            let loss = cross_entropy(logits.clone(), labels.clone());
-            loss_sum = loss_sum + loss.clone().inner().mul_scalar((end - begin) as f64);
-            correct = correct + count_correct(logits.inner(), labels.inner());
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            self.model = self.optim.step(self.config.lr, self.model.clone(), grads);
-        }
-        let (val_loss, val_acc) = evaluate(&self.model.valid(), &self.val);
+        let (train_loss, train_acc, val_loss, val_acc) = match &mut self.state {
+            State::Generic {
+                model,
+                optim,
+                train,
+                val,
+            } => generic_epoch(&self.config, model, optim, train, val),
+            State::Fused { engine, model, .. } => {
+                model.take();
+                let t = engine.train_epoch();
+                let v = engine.evaluate_val();
+                let (nt, nv) = (engine.n_train() as f64, engine.n_val() as f64);
+                (
+                    t.loss_sum / nt,
+                    t.correct as f64 / nt,
+                    v.loss_sum / nv,
+                    v.correct as f64 / nv,
+                )
+            }
+        };
+        debug_assert!(n_train > 0);
         self.elapsed += start.elapsed();
         let metrics = EpochMetrics {
             epoch: self.history.epochs.len(),
-            train_loss: scalar(loss_sum) / n_train as f64,
+            train_loss,
             val_loss,
-            train_acc: scalar(correct.float()) / n_train as f64,
+            train_acc,
             val_acc,
             seconds: self.elapsed.as_secs_f64(),
         };
@@ -299,11 +408,49 @@ impl<B: AutodiffBackend> Trainer<B> {
                 break;
             }
         }
+        let model = match self.state {
+            State::Generic { model, .. } => model.valid(),
+            State::Fused { engine, device, .. } => Mlp::from_weights(&engine.weights(), &device),
+        };
         Trained {
-            model: self.model.valid(),
+            model,
             history: self.history,
             data: self.data,
         }
+    }
+}
+
+/// One epoch on the generic engine: `(train_loss, train_acc, val_loss, val_acc)`.
+fn generic_epoch<B: AutodiffBackend>(
+    config: &TrainingConfig,
+    model: &mut Mlp<B>,
+    optim: &mut OptimizerAdaptor<AdamW, Mlp<B>, B>,
+    train: &SplitTensors<B>,
+    val: &SplitTensors<B::InnerBackend>,
+) -> (f64, f64, f64, f64) {
+    {
+        let n_train = train.labels.dims()[0];
+        let device = train.pairs.device();
+        let mut loss_sum = Tensor::<B::InnerBackend, 1>::zeros([1], &device);
+        let mut correct = Tensor::<B::InnerBackend, 1, Int>::zeros([1], &device);
+        for begin in (0..n_train).step_by(config.batch_size) {
+            let end = (begin + config.batch_size).min(n_train);
+            let pairs = train.pairs.clone().slice([begin..end, 0..2]); // [bs, 2]
+            let labels = train.labels.clone().slice(begin..end); // [bs]
+            let logits = model.forward_pairs(pairs); // [bs, p]
+            let loss = cross_entropy(logits.clone(), labels.clone());
+            loss_sum = loss_sum + loss.clone().inner().mul_scalar((end - begin) as f64);
+            correct = correct + count_correct(logits.inner(), labels.inner());
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            *model = optim.step(config.lr, model.clone(), grads);
+        }
+        let (val_loss, val_acc) = evaluate(&model.valid(), val);
+        (
+            scalar(loss_sum) / n_train as f64,
+            scalar(correct.float()) / n_train as f64,
+            val_loss,
+            val_acc,
+        )
     }
 }
 
