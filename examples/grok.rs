@@ -14,7 +14,7 @@ use clap::{Parser, ValueEnum};
 use grokking::{
     analysis, fourier,
     io::run_folder::{RunFolder, Summary},
-    Control, EpochMetrics, MlpConfig, Split, Trainer, TrainingConfig,
+    Control, Engine, EpochMetrics, MlpConfig, Split, Trainer, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -58,6 +58,27 @@ struct Args {
     /// Skip the analysis report (report.html, analysis.json, figures/).
     #[arg(long)]
     no_report: bool,
+    /// How each step is computed: `fused` (hand-fused host step, CPU backends), `generic`
+    /// (Burn's tensor ops and autodiff on the backend), or `auto` (fused on CPU backends).
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    engine: EngineArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum EngineArg {
+    Auto,
+    Generic,
+    Fused,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(engine: EngineArg) -> Self {
+        match engine {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Generic => Engine::Generic,
+            EngineArg::Fused => Engine::Fused,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,7 +169,9 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
         .with_batch_size(args.batch_size)
         .with_lr(args.lr)
         .with_weight_decay(args.weight_decay)
-        .with_seed(args.seed);
+        .with_seed(args.seed)
+        // config.json records the engine that ran, not `Auto`.
+        .with_engine(Engine::from(args.engine).resolve::<B>());
     config.validate()?;
     let folder = RunFolder::create(&args.out, args.force)?;
     folder.write_config(&config)?;

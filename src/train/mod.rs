@@ -31,6 +31,7 @@ mod fused;
 use std::{
     any::TypeId,
     cell::OnceCell,
+    ops::Range,
     time::{Duration, Instant},
 };
 
@@ -362,6 +363,34 @@ impl<B: AutodiffBackend> Trainer<B> {
         &self.history
     }
 
+    /// Takes one optimiser step on training batch `index` (rows `index·batch_size..` of the
+    /// training split, as an epoch would) without touching the history; for benchmarks and
+    /// custom schedules. On a GPU the step is queued, not awaited: synchronise the device before
+    /// reading a clock.
+    ///
+    /// # Panics
+    /// If `index` is not below the number of batches per epoch.
+    pub fn step(&mut self, index: usize) {
+        let n_train = self.data.train_rows().len();
+        let begin = index * self.config.batch_size;
+        assert!(begin < n_train, "batch {index} is past the training split");
+        let rows = begin..(begin + self.config.batch_size).min(n_train);
+        match &mut self.state {
+            State::Generic {
+                model,
+                optim,
+                train,
+                ..
+            } => {
+                generic_step(&self.config, model, optim, train, rows);
+            }
+            State::Fused { engine, model, .. } => {
+                model.take();
+                engine.train_rows(rows);
+            }
+        }
+    }
+
     /// Runs one epoch: a step per batch, then validation. Returns its metrics.
     pub fn run_epoch(&mut self) -> EpochMetrics {
         let start = Instant::now();
@@ -435,14 +464,9 @@ fn generic_epoch<B: AutodiffBackend>(
         let mut correct = Tensor::<B::InnerBackend, 1, Int>::zeros([1], &device);
         for begin in (0..n_train).step_by(config.batch_size) {
             let end = (begin + config.batch_size).min(n_train);
-            let pairs = train.pairs.clone().slice([begin..end, 0..2]); // [bs, 2]
-            let labels = train.labels.clone().slice(begin..end); // [bs]
-            let logits = model.forward_pairs(pairs); // [bs, p]
-            let loss = cross_entropy(logits.clone(), labels.clone());
-            loss_sum = loss_sum + loss.clone().inner().mul_scalar((end - begin) as f64);
-            correct = correct + count_correct(logits.inner(), labels.inner());
-            let grads = GradientsParams::from_grads(loss.backward(), model);
-            *model = optim.step(config.lr, model.clone(), grads);
+            let (loss, right) = generic_step(config, model, optim, train, begin..end);
+            loss_sum = loss_sum + loss.mul_scalar((end - begin) as f64);
+            correct = correct + right;
         }
         let (val_loss, val_acc) = evaluate(&model.valid(), val);
         (
@@ -452,6 +476,26 @@ fn generic_epoch<B: AutodiffBackend>(
             val_acc,
         )
     }
+}
+
+/// One AdamW step of the generic engine on training rows `rows`: the batch's mean loss and its
+/// number of right predictions, both taken before the step and left on the device.
+fn generic_step<B: AutodiffBackend>(
+    config: &TrainingConfig,
+    model: &mut Mlp<B>,
+    optim: &mut OptimizerAdaptor<AdamW, Mlp<B>, B>,
+    train: &SplitTensors<B>,
+    rows: Range<usize>,
+) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1, Int>) {
+    let pairs = train.pairs.clone().slice([rows.clone(), 0..2]); // [bs, 2]
+    let labels = train.labels.clone().slice(rows); // [bs]
+    let logits = model.forward_pairs(pairs); // [bs, p]
+    let loss = cross_entropy(logits.clone(), labels.clone());
+    let correct = count_correct(logits.inner(), labels.inner());
+    let mean_loss = loss.clone().inner();
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    *model = optim.step(config.lr, model.clone(), grads);
+    (mean_loss, correct)
 }
 
 /// Trains a network as `config` says, calling `observer` after each epoch.

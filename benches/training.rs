@@ -1,0 +1,100 @@
+//! Criterion benchmarks of the notebook's configuration (p = 113, 100 hidden, batch 128), one
+//! group per compiled backend: one training step, one epoch (80 steps and validation), the
+//! forward pass over all p² pairs; and, on the host, the neuron fits.
+//!
+//! `cargo bench` runs the CPU backends (ndarray, flex); `cargo bench --features wgpu` (or
+//! `vulkan`, `cuda`) adds that GPU backend. GPU timings synchronise the device before the clock
+//! is read. See `docs/benchmarks.md` for figures.
+
+use std::hint::black_box;
+
+use burn::{
+    backend::Autodiff,
+    module::AutodiffModule,
+    tensor::backend::{AutodiffBackend, Backend},
+};
+use criterion::{criterion_group, criterion_main, Criterion};
+use grokking::{
+    data::Split,
+    fourier,
+    train::{Engine, Trainer, TrainingConfig},
+};
+
+/// The notebook's configuration with the given engine.
+fn config(engine: Engine) -> TrainingConfig {
+    TrainingConfig::new().with_engine(engine)
+}
+
+/// Benchmarks of one backend, `B` with autodiff; `engines` lists the engines to time.
+fn backend<B: AutodiffBackend>(c: &mut Criterion, name: &str, engines: &[Engine]) {
+    let device = B::Device::default();
+    let sync = |device: &B::Device| B::sync(device).expect("device synchronises");
+    let mut group = c.benchmark_group(name);
+    group.sample_size(20);
+    for &engine in engines {
+        let label = format!("{engine:?}").to_lowercase();
+        let mut trainer = Trainer::<B>::new(&config(engine), &device).expect("valid config");
+        let batches = trainer.data().train_rows().len().div_ceil(128) - 1;
+        let mut index = 0;
+        group.bench_function(format!("step/{label}"), |bench| {
+            bench.iter(|| {
+                // Full batches only: the last one of an epoch is shorter.
+                index = (index + 1) % batches;
+                trainer.step(index);
+                sync(&device);
+            })
+        });
+        group.bench_function(format!("epoch/{label}"), |bench| {
+            bench.iter(|| {
+                black_box(trainer.run_epoch());
+                sync(&device);
+            })
+        });
+    }
+    let trainer = Trainer::<B>::new(&config(Engine::Generic), &device).expect("valid config");
+    let model = trainer.model().valid();
+    let all = trainer
+        .data()
+        .tensors::<B::InnerBackend>(Split::Full, &device);
+    group.bench_function("forward_all_pairs", |bench| {
+        bench.iter(|| {
+            let logits = model.forward_pairs(all.pairs.clone());
+            <B::InnerBackend as Backend>::sync(&device).expect("device synchronises");
+            black_box(logits);
+        })
+    });
+    group.finish();
+}
+
+/// The FFT fits of all neurons of a trained-for-a-few-epochs model, on the host.
+fn fits(c: &mut Criterion) {
+    type B = Autodiff<burn::backend::Flex>;
+    let mut trainer =
+        Trainer::<B>::new(&config(Engine::Auto).with_epochs(5), &Default::default()).unwrap();
+    for _ in 0..5 {
+        trainer.run_epoch();
+    }
+    let weights = trainer.model().weights();
+    c.bench_function("host/fit_neurons", |bench| {
+        bench.iter(|| black_box(fourier::fit_neurons(&weights)))
+    });
+}
+
+fn backends(c: &mut Criterion) {
+    let cpu = [Engine::Fused, Engine::Generic];
+    let gpu = [Engine::Generic];
+    #[cfg(feature = "flex")]
+    backend::<Autodiff<burn::backend::Flex>>(c, "flex", &cpu);
+    #[cfg(feature = "ndarray")]
+    backend::<Autodiff<burn::backend::NdArray>>(c, "ndarray", &cpu);
+    #[cfg(feature = "wgpu")]
+    backend::<Autodiff<burn::backend::Wgpu>>(c, "wgpu", &gpu);
+    #[cfg(feature = "vulkan")]
+    backend::<Autodiff<burn::backend::Vulkan>>(c, "vulkan", &gpu);
+    #[cfg(feature = "cuda")]
+    backend::<Autodiff<burn::backend::Cuda>>(c, "cuda", &gpu);
+    let _ = (cpu, gpu);
+}
+
+criterion_group!(benches, backends, fits);
+criterion_main!(benches);
