@@ -54,6 +54,7 @@ pub mod train;
 pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
+pub use train::checkpoint::{AdamState, TrainerState};
 pub use train::{
     train, Control, EpochMetrics, EpochObserver, History, Trained, Trainer, TrainingConfig,
 };

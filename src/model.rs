@@ -229,7 +229,7 @@ fn to_vec<B: Backend>(tensor: Tensor<B, 2>) -> Vec<f32> {
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; values.len()];
     for r in 0..rows {
         for c in 0..cols {

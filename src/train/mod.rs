@@ -26,6 +26,8 @@
 //! # Ok::<(), grokking::Error>(())
 //! ```
 
+pub mod checkpoint;
+
 use std::time::{Duration, Instant};
 
 use burn::{
@@ -299,6 +301,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                 break;
             }
         }
+        self.finish()
+    }
+
+    /// Ends training where it stands and hands back the model (without autodiff) and history.
+    pub fn finish(self) -> Trained<B::InnerBackend> {
         Trained {
             model: self.model.valid(),
             history: self.history,
