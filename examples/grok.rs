@@ -12,9 +12,12 @@ use anyhow::{bail, Context};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
 use grokking::{
-    analysis, fourier,
-    io::run_folder::{RunFolder, Summary},
-    Control, Engine, EpochMetrics, MlpConfig, Split, Trainer, TrainingConfig,
+    analysis,
+    io::{
+        checkpoint,
+        run_folder::{RunFolder, Summary},
+    },
+    Engine, MlpConfig, Trainer, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -62,6 +65,14 @@ struct Args {
     /// (Burn's tensor ops and autodiff on the backend), or `auto` (fused on CPU backends).
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
+    /// Write a training checkpoint (`checkpoint.safetensors`: weights, AdamW state, history)
+    /// every N epochs, atomically; 0 writes none.
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: usize,
+    /// Continue the killed run in this folder from its checkpoint (its config is used; the
+    /// training options above are ignored).
+    #[arg(long, conflicts_with = "out")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -172,10 +183,28 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
         .with_seed(args.seed)
         // config.json records the engine that ran, not `Auto`.
         .with_engine(Engine::from(args.engine).resolve::<B>());
-    config.validate()?;
-    let folder = RunFolder::create(&args.out, args.force)?;
-    folder.write_config(&config)?;
-    let trainer = Trainer::<B>::new(&config, device)?;
+    let (folder, trainer) = match &args.resume {
+        Some(dir) => {
+            if dir.join("summary.json").exists() {
+                bail!(
+                    "{} holds a finished run (summary.json); there is nothing to resume",
+                    dir.display()
+                );
+            }
+            let state = checkpoint::load_state(dir.join(checkpoint::FILE_NAME))
+                .context("reading the checkpoint to resume from")?;
+            println!("resuming {} after epoch {}", dir.display(), state.epoch());
+            let folder = RunFolder::create(dir, false)?;
+            (folder, Trainer::<B>::from_state(state, device)?)
+        }
+        None => {
+            config.validate()?;
+            let folder = RunFolder::create(&args.out, args.force)?;
+            folder.write_config(&config)?;
+            (folder, Trainer::<B>::new(&config, device)?)
+        }
+    };
+    let config = trainer.config().clone();
 
     let bar = ProgressBar::new(config.epochs as u64).with_style(
         ProgressStyle::with_template(
@@ -185,10 +214,11 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
     );
     // metrics.csv is rewritten whole, atomically, at most once a second and at the end.
     let mut last_write = Instant::now();
-    let mut history = grokking::History::default();
+    let mut trainer = trainer;
     let mut write_error = None;
-    let trained = trainer.run(|m: &EpochMetrics| {
-        history.epochs.push(*m);
+    bar.set_position(trainer.history().epochs.len() as u64);
+    while trainer.history().epochs.len() < config.epochs {
+        let m = trainer.run_epoch();
         bar.set_position(m.epoch as u64 + 1);
         bar.set_message(format!(
             "loss {:.4}/{:.4} acc {:.4}/{:.4}",
@@ -196,26 +226,32 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
         ));
         if last_write.elapsed() >= Duration::from_secs(1) {
             last_write = Instant::now();
-            if let Err(e) = folder.write_metrics(&history) {
-                write_error = Some(e);
-                return Control::Stop;
+            if let Err(e) = folder.write_metrics(trainer.history()) {
+                write_error = Some(e.into());
+                break;
             }
         }
-        Control::Continue
-    });
+        if args.checkpoint_every > 0 && (m.epoch + 1) % args.checkpoint_every == 0 {
+            let path = folder.file(checkpoint::FILE_NAME);
+            if let Err(e) = checkpoint::save_state(&path, &trainer.state()) {
+                write_error = Some(anyhow::Error::from(e).context("writing the checkpoint"));
+                break;
+            }
+        }
+    }
     bar.finish();
     if let Some(e) = write_error {
-        return Err(e).context("writing metrics.csv");
+        return Err(e.context("writing the run folder"));
     }
+    let trained = trainer.finish();
     let history = &trained.history;
     folder.write_metrics(history)?;
     folder.write_model(&trained.model)?;
 
     let weights = trained.model.weights();
-    let fits = fourier::fit_neurons(&weights);
-    folder.write_neurons(config.model.p, &fits)?;
-    let all: Vec<usize> = (0..config.model.d_hidden).collect();
-    let replaced = analysis::replacement_accuracy(&weights, &fits, &all, &trained.data);
+    let found = analysis::analyse_weights(&weights, &trained.data);
+    folder.write_neurons(config.model.p, &found.fits)?;
+    let replaced = &found.replaced_all;
     let last = history.last().expect("at least one epoch");
     let summary = Summary {
         backend: args.backend.name().into(),
@@ -225,7 +261,7 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
         grok_epoch: history.grok_epoch(),
         final_metrics: Some(last.into()),
         train_seconds: Some(last.seconds),
-        full_accuracy: analysis::accuracy(&weights, &trained.data, Split::Full),
+        full_accuracy: found.full_accuracy,
         replaced_all_accuracy: replaced.full,
         replaced_all_val_accuracy: Some(replaced.val),
     };

@@ -55,6 +55,7 @@ pub mod train;
 pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
+pub use train::checkpoint::TrainerState;
 pub use train::{
     train, AdamState, Control, Engine, EpochMetrics, EpochObserver, FusedEngine, History, Trained,
     Trainer, TrainingConfig,

@@ -2,23 +2,14 @@
 //! complete run folder.
 #![cfg(feature = "flex")]
 
-use std::{path::PathBuf, process::Command};
+mod common;
+
+use std::process::Command;
 
 use serde_json::Value;
 
-/// The `grok` example, built by `cargo test` beside the test binaries.
 fn grok() -> Command {
-    let deps = std::env::current_exe().unwrap();
-    let profile_dir = deps.parent().unwrap().parent().unwrap();
-    let exe: PathBuf = profile_dir
-        .join("examples")
-        .join(format!("grok{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        exe.exists(),
-        "{} missing: cargo test builds examples",
-        exe.display()
-    );
-    Command::new(exe)
+    common::example("grok")
 }
 
 fn fails_with_one_line(args: &[&str], needle: &str) {
@@ -137,4 +128,172 @@ fn a_small_run_writes_every_file() {
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
+
+fn analyze() -> Command {
+    common::example("analyze")
+}
+
+#[test]
+fn analyze_reports_a_notebook_state_dict_like_the_reference_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("analysis");
+    let out = analyze()
+        .arg("--checkpoint")
+        .arg(common::fixture("seed2_p97_h128.pth"))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = common::expected("seed2_p97_h128");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["p"], 97);
+    assert_eq!(summary["hidden"], 128);
+    for key in ["full_accuracy", "replaced_all_accuracy"] {
+        let (got, want) = (
+            summary[key].as_f64().unwrap(),
+            expected[key].as_f64().unwrap(),
+        );
+        assert!((got - want).abs() < 1e-12, "{key}: {got} vs {want}");
+    }
+    let neurons: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("neurons.json")).unwrap()).unwrap();
+    let fits: Vec<grokking::fourier::NeuronFit> =
+        serde_json::from_value(neurons["neurons"].clone()).unwrap();
+    common::assert_fits_match(&fits, &expected);
+}
+
+#[test]
+fn analyze_fails_cleanly_on_bad_files_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pth");
+    std::fs::write(&garbage, [0xffu8; 64]).unwrap();
+    let truncated = dir.path().join("truncated.pth");
+    let pth = std::fs::read(common::fixture("seed1_p59_h64.pth")).unwrap();
+    std::fs::write(&truncated, &pth[..pth.len() / 3]).unwrap();
+    for bad in [
+        garbage,
+        truncated,
+        dir.path().to_path_buf(),
+        dir.path().join("missing.pth"),
+        common::fixture("bad_bias.pth"),
+    ] {
+        let out_dir = dir.path().join("out");
+        let out = analyze()
+            .arg("--checkpoint")
+            .arg(&bad)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{bad:?}: {stderr}");
+        assert!(stderr.starts_with("error:"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out_dir.exists(), "{bad:?} left an output folder");
+    }
+}
+
+/// `grok` arguments of a short run that checkpoints every epoch.
+const RESUMABLE: [&str; 12] = [
+    "--p",
+    "61",
+    "--hidden",
+    "64",
+    "--epochs",
+    "400",
+    "--seed",
+    "5",
+    "--checkpoint-every",
+    "1",
+    "--batch-size",
+    "64",
+];
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let out = grok()
+        .args(RESUMABLE)
+        .arg("--no-report")
+        .arg("--out")
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same run, killed (SIGKILL: no chance to clean up) once a few checkpoints exist.
+    let killed = dir.path().join("killed");
+    let mut child = grok()
+        .args(RESUMABLE)
+        .arg("--no-report")
+        .arg("--out")
+        .arg(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = killed.join("checkpoint.safetensors");
+    let start = Instant::now();
+    while !checkpoint.exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(
+        !killed.join("summary.json").exists(),
+        "the run finished before it could be killed; lengthen it"
+    );
+
+    let out = grok()
+        .arg("--resume")
+        .arg(&killed)
+        .arg("--no-report")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("resuming"), "{stdout}");
+
+    // Same history (all but the seconds column) and bit-identical weights.
+    let metrics = |run: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|line| line.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(metrics(&killed).len(), 401);
+    assert_eq!(metrics(&killed), metrics(&whole));
+    for file in ["model.safetensors", "neurons.json"] {
+        assert_eq!(
+            std::fs::read(killed.join(file)).unwrap(),
+            std::fs::read(whole.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    // A finished run cannot be resumed, and is not touched.
+    let again = grok().arg("--resume").arg(&killed).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("finished"));
 }

@@ -8,8 +8,7 @@ use grokking::{analysis, fourier, io, ModularDataset, Split};
 use serde_json::Value;
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(fixture("seed1337_p113_h100.expected.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    common::expected("seed1337_p113_h100")
 }
 
 fn weights() -> grokking::MlpWeights {
@@ -26,30 +25,7 @@ fn shapes_are_inferred() {
 fn every_fit_matches_the_reference() {
     let expected = expected();
     let fits = fourier::fit_neurons(&weights());
-    let neurons = expected["neurons"].as_array().unwrap();
-    assert_eq!(fits.len(), neurons.len());
-    for (n, (fit, want)) in fits.iter().zip(neurons).enumerate() {
-        for (name, got) in [("in_a", fit.in_a), ("in_b", fit.in_b), ("out", fit.out)] {
-            let want = &want[name];
-            assert_eq!(
-                got.freq as u64,
-                want["freq"].as_u64().unwrap(),
-                "neuron {n} {name}"
-            );
-            for (field, value) in [
-                ("phase", got.phase),
-                ("scale", got.scale),
-                ("offset", got.offset),
-                ("r2", got.r2),
-            ] {
-                let w = want[field].as_f64().unwrap();
-                assert!(
-                    (value - w).abs() < 1e-9,
-                    "neuron {n} {name}.{field}: {value} vs {w}"
-                );
-            }
-        }
-    }
+    common::assert_fits_match(&fits, &expected);
 }
 
 #[test]

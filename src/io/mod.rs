@@ -4,6 +4,8 @@
 //! temporary-name-then-rename dance for Burn's recorders), so a crash leaves either the old file or
 //! the new one, never half of one.
 
+pub mod checkpoint;
+pub mod pytorch;
 pub mod record;
 pub mod run_folder;
 pub mod safetensors;
@@ -19,6 +21,81 @@ use crate::{
     error::{Error, Result},
     model::MlpWeights,
 };
+
+/// The kinds of weight file [`load_weights`] reads, told apart by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// `torch.save` output: a zip archive (`PK\x03\x04`, PyTorch >= 1.6) or a legacy pickle
+    /// (`\x80` followed by a protocol number 2 to 5).
+    Pytorch,
+    /// safetensors: an 8-byte little-endian header length, then a JSON header starting with `{`.
+    Safetensors,
+    /// Burn's `NamedMpkFileRecorder` record: a MessagePack map holding `metadata` and `item`.
+    BurnRecord,
+}
+
+impl WeightFormat {
+    /// Recognises a weight file by its content alone (the extension is not consulted).
+    /// `None` if the bytes start like none of the supported formats.
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        if bytes.starts_with(b"PK\x03\x04") {
+            return Some(Self::Pytorch);
+        }
+        if bytes.len() >= 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]) {
+            return Some(Self::Pytorch);
+        }
+        if bytes.len() >= 9 {
+            let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+            if n >= 2 && n <= (bytes.len() - 8) as u64 && bytes[8] == b'{' {
+                return Some(Self::Safetensors);
+            }
+        }
+        // A MessagePack fixmap (0x80..=0x8f) or map16/map32 whose first key is "metadata" or
+        // "item", as Burn's named recorder writes its `BurnRecord`.
+        let head = &bytes[..bytes.len().min(32)];
+        let first_is_map = matches!(bytes.first(), Some(0x80..=0x8f | 0xde | 0xdf));
+        let names_key = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
+        if first_is_map && (names_key(b"metadata") || names_key(b"item")) {
+            return Some(Self::BurnRecord);
+        }
+        None
+    }
+}
+
+/// Reads model weights from `path`, whatever its format: a PyTorch state dict (`.pth`), a
+/// `.safetensors` file, or a Burn record written by [`record::save_model`]. The format is chosen
+/// by content ([`WeightFormat::sniff`]), not by extension; `p` and `d_hidden` come from the shapes.
+///
+/// # Errors
+/// [`Error::Io`] if the path cannot be read (missing, a directory, no permission);
+/// [`Error::Format`] if the file is empty, of no supported format, truncated or corrupt, or holds
+/// tensors that do not describe an MLP (the message names the key or shape at fault).
+pub fn load_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
+    let path = path.as_ref();
+    let format = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.is_dir() {
+        return Err(format("is a directory, not a weight file".into()));
+    }
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.is_empty() {
+        return Err(format("the file is empty".into()));
+    }
+    match WeightFormat::sniff(&bytes) {
+        Some(WeightFormat::Pytorch) => pytorch::read_weights(path),
+        Some(WeightFormat::Safetensors) if checkpoint::is_trainer_state(&bytes) => {
+            Ok(checkpoint::state_from_bytes(&bytes, path)?.weights)
+        }
+        Some(WeightFormat::Safetensors) => safetensors::weights_from_bytes(&bytes, path),
+        Some(WeightFormat::BurnRecord) => record::weights_from_bytes(&bytes, path),
+        None => Err(format(
+            "not a PyTorch state dict, a safetensors file or a Burn record (unrecognised content)"
+                .into(),
+        )),
+    }
+}
 
 /// Writes `bytes` to `path` atomically: into a temporary file in the same directory, flushed to
 /// disk, then renamed over `path`.

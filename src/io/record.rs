@@ -14,7 +14,7 @@ use burn::{
 use super::{commit_temporary, temporary_sibling};
 use crate::{
     error::{Error, Result},
-    model::{Mlp, MlpConfig},
+    model::{transpose, Mlp, MlpConfig, MlpRecord, MlpWeights},
 };
 
 /// The recorder used for model records.
@@ -69,4 +69,63 @@ pub fn load_model<B: Backend>(
         )));
     }
     Ok(model)
+}
+
+/// Reads the weights of a record written by [`save_model`] from its bytes, without a config:
+/// `p` and `d_hidden` come from the stored shapes (Burn's layout `[2p, d_hidden]`,
+/// `[d_hidden, p]`, transposed here to [`MlpWeights`]' PyTorch orientation). `path` only names the
+/// source in errors.
+///
+/// # Errors
+/// [`Error::Format`] if the bytes are not such a record, the record has biases, or its shapes do
+/// not describe an MLP; also if neither CPU backend (`flex`, `ndarray`) is compiled in.
+pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
+    let format = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    #[cfg(feature = "flex")]
+    type Host = burn::backend::Flex;
+    #[cfg(all(not(feature = "flex"), feature = "ndarray"))]
+    type Host = burn::backend::NdArray;
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    {
+        use burn::record::{NamedMpkBytesRecorder, Recorder};
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        let device = Default::default();
+        let record = catch_unwind(AssertUnwindSafe(|| {
+            NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+                .load::<MlpRecord<Host>>(bytes.to_vec(), &device)
+        }))
+        .map_err(|_| format("malformed Burn record".into()))?
+        .map_err(|e| format(format!("not a readable Burn model record: {e}")))?;
+        if record.fc1.bias.is_some() || record.fc2.bias.is_some() {
+            return Err(format("the record has biases; this MLP has none".into()));
+        }
+        let host = |tensor: burn::tensor::Tensor<Host, 2>| -> Result<(Vec<usize>, Vec<f32>)> {
+            let dims = tensor.dims().to_vec();
+            let values = tensor
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .map_err(|e| format(format!("cannot read a tensor: {e:?}")))?;
+            Ok((dims, values))
+        };
+        let (d1, w1) = host(record.fc1.weight.val())?; // [2p, d_hidden]
+        let (d2, w2) = host(record.fc2.weight.val())?; // [d_hidden, p]
+        MlpWeights::from_pytorch_shapes(
+            &[d1[1], d1[0]],
+            transpose(&w1, d1[0], d1[1]),
+            &[d2[1], d2[0]],
+            transpose(&w2, d2[0], d2[1]),
+        )
+        .map_err(|e| format(e.to_string()))
+    }
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    {
+        let _ = bytes;
+        Err(format(
+            "reading a Burn record needs the `flex` or `ndarray` feature".into(),
+        ))
+    }
 }

@@ -529,7 +529,6 @@ fn matmul(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@
 //! # Ok::<(), grokking::Error>(())
 //! ```
 
+pub mod checkpoint;
 mod fused;
 
 use std::{
@@ -327,15 +328,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
     }
 
-    /// AdamW's step count and moments on the host, in PyTorch's orientation, for the fused
-    /// engine; `None` on the generic engine, whose state lives in Burn's optimizer record.
-    pub fn adam_state(&self) -> Option<AdamState> {
-        match &self.state {
-            State::Fused { engine, .. } => Some(engine.adam_state()),
-            State::Generic { .. } => None,
-        }
-    }
-
     /// The configuration of this run.
     pub fn config(&self) -> &TrainingConfig {
         &self.config
@@ -437,6 +429,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                 break;
             }
         }
+        self.finish()
+    }
+
+    /// Ends training where it stands and hands back the model (without autodiff) and history.
+    pub fn finish(self) -> Trained<B::InnerBackend> {
         let model = match self.state {
             State::Generic { model, .. } => model.valid(),
             State::Fused { engine, device, .. } => Mlp::from_weights(&engine.weights(), &device),

@@ -25,3 +25,53 @@ pub fn cosine(p: usize, k: usize, phase: f64, scale: f64, offset: f64) -> Vec<f6
         })
         .collect()
 }
+
+/// An example binary (`grok`, `analyze`), built by `cargo test` beside the test binaries.
+pub fn example(name: &str) -> std::process::Command {
+    let deps = std::env::current_exe().unwrap();
+    let profile_dir = deps.parent().unwrap().parent().unwrap();
+    let exe: PathBuf = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        exe.exists(),
+        "{} missing: cargo test builds examples",
+        exe.display()
+    );
+    std::process::Command::new(exe)
+}
+
+/// The `.expected.json` of `expected_from_pth.py` beside fixture `stem`.
+pub fn expected(stem: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(&format!("{stem}.expected.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Asserts that `fits` equal the reference's per-neuron fits: same frequencies, and phase,
+/// scale, offset and R² within `1e-9`.
+pub fn assert_fits_match(fits: &[grokking::fourier::NeuronFit], expected: &serde_json::Value) {
+    let neurons = expected["neurons"].as_array().unwrap();
+    assert_eq!(fits.len(), neurons.len());
+    for (n, (fit, want)) in fits.iter().zip(neurons).enumerate() {
+        for (name, got) in [("in_a", fit.in_a), ("in_b", fit.in_b), ("out", fit.out)] {
+            let want = &want[name];
+            assert_eq!(
+                got.freq as u64,
+                want["freq"].as_u64().unwrap(),
+                "neuron {n} {name}"
+            );
+            for (field, value) in [
+                ("phase", got.phase),
+                ("scale", got.scale),
+                ("offset", got.offset),
+                ("r2", got.r2),
+            ] {
+                let w = want[field].as_f64().unwrap();
+                assert!(
+                    (value - w).abs() < 1e-9,
+                    "neuron {n} {name}.{field}: {value} vs {w}"
+                );
+            }
+        }
+    }
+}

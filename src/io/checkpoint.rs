@@ -1,0 +1,202 @@
+//! Training checkpoints: a [`TrainerState`] in one `.safetensors` file, written atomically.
+//!
+//! # Format
+//! A safetensors file (float32, little-endian) with the tensors
+//! - `fc1.weight [d_hidden, 2p]`, `fc2.weight [p, d_hidden]`: the weights, PyTorch's keys and
+//!   orientation;
+//! - `adam.fc1.m1`, `adam.fc1.m2` `[d_hidden, 2p]` and `adam.fc2.m1`, `adam.fc2.m2`
+//!   `[p, d_hidden]`: AdamW's first and second moments in the same orientation (absent before the
+//!   first step);
+//!
+//! and string metadata `format` = [`FORMAT`], `version` = [`VERSION`], `config` (the
+//! [`TrainingConfig`] as JSON), `history` (the [`History`] as JSON, floats written so they read
+//! back bit-exactly), `adam_step` (Adam's step count) and `elapsed_seconds`.
+//!
+//! The file is replaced atomically ([`write_atomic`]): a crash at any moment leaves the previous
+//! checkpoint or the new one, never a torn file.
+
+use std::{collections::HashMap, path::Path};
+
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use super::write_atomic;
+use crate::{
+    error::{Error, Result},
+    model::MlpWeights,
+    train::{checkpoint::TrainerState, AdamState, History, TrainingConfig},
+};
+
+/// The value of the `format` metadata key.
+pub const FORMAT: &str = "grokking-trainer-state";
+/// The format version this library writes and reads.
+pub const VERSION: &str = "1";
+/// The checkpoint's file name inside a run folder.
+pub const FILE_NAME: &str = "checkpoint.safetensors";
+
+/// The bytes of a checkpoint holding `state` (see the module docs for the layout).
+pub fn state_to_bytes(state: &TrainerState) -> Vec<u8> {
+    let (p, h) = (state.weights.p(), state.weights.d_hidden());
+    let le = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mut buffers: Vec<(&str, Vec<usize>, Vec<u8>)> = vec![
+        ("fc1.weight", vec![h, 2 * p], le(state.weights.fc1())),
+        ("fc2.weight", vec![p, h], le(state.weights.fc2())),
+    ];
+    if let Some(adam) = &state.adam {
+        buffers.push(("adam.fc1.m1", vec![h, 2 * p], le(&adam.fc1_m1)));
+        buffers.push(("adam.fc1.m2", vec![h, 2 * p], le(&adam.fc1_m2)));
+        buffers.push(("adam.fc2.m1", vec![p, h], le(&adam.fc2_m1)));
+        buffers.push(("adam.fc2.m2", vec![p, h], le(&adam.fc2_m2)));
+    }
+    let views: Vec<(&str, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            (
+                *name,
+                TensorView::new(Dtype::F32, shape.clone(), bytes).expect("length matches shape"),
+            )
+        })
+        .collect();
+    let metadata: HashMap<String, String> = [
+        ("format", FORMAT.to_string()),
+        ("version", VERSION.to_string()),
+        (
+            "config",
+            serde_json::to_string(&state.config).expect("config serialises"),
+        ),
+        (
+            "history",
+            serde_json::to_string(&state.history).expect("history serialises"),
+        ),
+        (
+            "adam_step",
+            state.adam.as_ref().map_or(0, |a| a.step).to_string(),
+        ),
+        ("elapsed_seconds", state.elapsed_seconds.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    safetensors::serialize(views, Some(metadata)).expect("small tensors serialise")
+}
+
+/// Writes `state` to `path` atomically (temporary file, fsync, rename), so the previous
+/// checkpoint stays intact until the new one is complete.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be written.
+pub fn save_state(path: impl AsRef<Path>, state: &TrainerState) -> Result<()> {
+    write_atomic(path, &state_to_bytes(state))
+}
+
+/// Reads a checkpoint written by [`save_state`].
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not such a checkpoint
+/// (another safetensors file, another version, a missing or malformed part) or its parts do not
+/// fit together.
+pub fn load_state(path: impl AsRef<Path>) -> Result<TrainerState> {
+    let path = path.as_ref();
+    if path.is_dir() {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            reason: "is a directory, not a checkpoint file".into(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    state_from_bytes(&bytes, path)
+}
+
+/// Whether `bytes` are a safetensors file carrying this module's `format` tag.
+pub fn is_trainer_state(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, meta)| meta.metadata().as_ref()?.get("format").cloned())
+        .is_some_and(|f| f == FORMAT)
+}
+
+/// Parses checkpoint `bytes`; `path` only names the source in errors.
+///
+/// # Errors
+/// As [`load_state`].
+pub fn state_from_bytes(bytes: &[u8], path: &Path) -> Result<TrainerState> {
+    let format = |reason: String| Error::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format(format!("not a valid checkpoint (safetensors) file: {e}")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let meta = |key: &str| {
+        metadata
+            .get(key)
+            .ok_or_else(|| format(format!("the checkpoint has no `{key}` metadata")))
+    };
+    if meta("format")? != FORMAT {
+        return Err(format(format!(
+            "not a training checkpoint (format `{}`, expected `{FORMAT}`)",
+            meta("format")?
+        )));
+    }
+    if meta("version")? != VERSION {
+        return Err(format(format!(
+            "checkpoint version {} is not supported (this library reads {VERSION})",
+            meta("version")?
+        )));
+    }
+    let config: TrainingConfig = serde_json::from_str(meta("config")?)
+        .map_err(|e| format(format!("bad `config` metadata: {e}")))?;
+    let history: History = serde_json::from_str(meta("history")?)
+        .map_err(|e| format(format!("bad `history` metadata: {e}")))?;
+    let step: u64 = meta("adam_step")?
+        .parse()
+        .map_err(|e| format(format!("bad `adam_step` metadata: {e}")))?;
+    let elapsed_seconds: f64 = meta("elapsed_seconds")?
+        .parse()
+        .map_err(|e| format(format!("bad `elapsed_seconds` metadata: {e}")))?;
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| format(format!("not a valid checkpoint (safetensors) file: {e}")))?;
+    let tensor = |name: &str| -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+        let view = match file.tensor(name) {
+            Ok(view) => view,
+            Err(_) => return Ok(None),
+        };
+        if view.dtype() != Dtype::F32 {
+            return Err(format(format!(
+                "tensor `{name}` has dtype {:?}; expected F32",
+                view.dtype()
+            )));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        Ok(Some((view.shape().to_vec(), values)))
+    };
+    let required = |name: &str| {
+        tensor(name)?.ok_or_else(|| format(format!("the checkpoint has no tensor `{name}`")))
+    };
+    let (s1, fc1) = required("fc1.weight")?;
+    let (s2, fc2) = required("fc2.weight")?;
+    let weights =
+        MlpWeights::from_pytorch_shapes(&s1, fc1, &s2, fc2).map_err(|e| format(e.to_string()))?;
+    let adam = match tensor("adam.fc1.m1")? {
+        None => None,
+        Some((_, fc1_m1)) => Some(AdamState {
+            step,
+            fc1_m1,
+            fc1_m2: required("adam.fc1.m2")?.1,
+            fc2_m1: required("adam.fc2.m1")?.1,
+            fc2_m2: required("adam.fc2.m2")?.1,
+        }),
+    };
+    let state = TrainerState {
+        config,
+        weights,
+        adam,
+        history,
+        elapsed_seconds,
+    };
+    state.validate().map_err(|e| format(e.to_string()))?;
+    Ok(state)
+}
