@@ -316,3 +316,39 @@ fn fixture_model_obeys_the_phase_sum_law() {
     assert!((0.03..0.05).contains(&gap), "median gap {gap}");
     assert_eq!(r.all_freq_agree, 1.0);
 }
+
+#[test]
+fn isometric_coordinates_keep_every_distance_in_n_dimensions() {
+    use grokking::analysis::similarity::isometric_coordinates;
+    // 5 points in 40 dimensions, the last a combination of two others, one all zero (dead).
+    let mut rows: Vec<Vec<f64>> = (0..3)
+        .map(|i| {
+            (0..40)
+                .map(|x| ((x * (i + 2)) as f64 * 0.37).sin())
+                .collect()
+        })
+        .collect();
+    rows.push(vec![0.0; 40]);
+    rows.push(
+        rows[0]
+            .iter()
+            .zip(&rows[2])
+            .map(|(a, b)| 2.0 * a - b)
+            .collect(),
+    );
+    let low = isometric_coordinates(&rows);
+    assert_eq!((low.len(), low[0].len()), (5, 5));
+    let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    for i in 0..5 {
+        for j in 0..5 {
+            let (high, got) = (dist(&rows[i], &rows[j]), dist(&low[i], &low[j]));
+            assert!(
+                (high - got).abs() < 1e-9 * (1.0 + high),
+                "{i},{j}: {high} vs {got}"
+            );
+        }
+    }
+    // Short rows are left alone.
+    let short = vec![vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]];
+    assert_eq!(isometric_coordinates(&short), short);
+}

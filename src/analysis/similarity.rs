@@ -50,3 +50,39 @@ pub fn cosine_similarity(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
     }
     sim
 }
+
+/// The same `n` points in at most `n` coordinates: rows whose pairwise inner products (hence
+/// Euclidean distances, norms and cosines) equal those of `rows`, from a Cholesky factor of the
+/// Gram matrix `G = X·Xᵀ = L·Lᵀ` (pivots below `1e-12·max(diag G)` count as zero, so a
+/// rank-deficient set, dead neurons for instance, works). Rows of `L` are an isometric image of
+/// the rows of `X` (an orthonormal change of basis of their span), so k-means and t-SNE give the
+/// same result on them as on `rows`, while each distance costs `n` operations instead of `d`:
+/// the 100 activation vectors of 12,769 values become 100 vectors of 100.
+/// Rows already no longer than `n` are returned as they are.
+///
+/// # Shapes
+/// `rows: [n][d]` -> `[n][min(n, d)]`.
+pub fn isometric_coordinates(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let n = rows.len();
+    if rows.first().is_none_or(|r| r.len() <= n) {
+        return rows.to_vec();
+    }
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let gram: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| dot(&rows[i], &rows[j])).collect())
+        .collect();
+    let tiny = 1e-12 * (0..n).map(|i| gram[i][i]).fold(0.0, f64::max);
+    let mut l = vec![vec![0.0; n]; n];
+    for j in 0..n {
+        let pivot = gram[j][j] - dot(&l[j][..j], &l[j][..j]);
+        if pivot <= tiny {
+            continue; // in the span of the rows before it: column j stays zero
+        }
+        let root = pivot.sqrt();
+        l[j][j] = root;
+        for i in j + 1..n {
+            l[i][j] = (gram[i][j] - dot(&l[i][..j], &l[j][..j])) / root;
+        }
+    }
+    l
+}

@@ -22,7 +22,7 @@ use crate::{
         embed::tsne,
         frequencies::{frequency_histogram, neuron_frequencies, FrequencyHistogram},
         phases::{phase_relations, PhaseRelations},
-        similarity::{cosine_similarity, fc1_rows, fc2_columns},
+        similarity::{cosine_similarity, fc1_rows, fc2_columns, isometric_coordinates},
         sweep_replacement::{replacement_sweep, ReplacementSweep},
         waveform::{fit_waveforms, summarize, WaveformFit, WaveformSummary},
     },
@@ -155,8 +155,11 @@ fn embedding(
     freqs: &[usize],
     config: &ReportConfig,
 ) -> Result<(Embedding, Vec<Vec<f64>>)> {
-    let clusters = kmeans(rows, config.clusters.min(rows.len()), config.seed)?;
     let sim = cosine_similarity(rows);
+    // Same distances in at most n coordinates: k-means and t-SNE of 12,769-long activation
+    // vectors would otherwise take seconds.
+    let rows = &isometric_coordinates(rows);
+    let clusters = kmeans(rows, config.clusters.min(rows.len()), config.seed)?;
     let (same, other) = mean_similarity(&sim, freqs);
     Ok((
         Embedding {
