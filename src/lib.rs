@@ -50,6 +50,7 @@ pub mod fourier;
 pub mod io;
 pub mod model;
 pub mod report;
+pub mod sweep;
 pub mod train;
 
 pub use data::{ModularDataset, Split, SplitTensors};

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod checkpoint;
+mod ensemble;
 mod fused;
 
 use std::{
@@ -47,6 +48,7 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use ensemble::{shape_key, Ensemble};
 pub use fused::{AdamState, FusedEngine};
 
 use crate::{

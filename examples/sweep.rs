@@ -1,0 +1,230 @@
+//! Train a grid of models (seeds x weight decays x learning rates x train fractions x widths) as
+//! batched ensembles, or one after another, and write `sweep.csv`, `sweep.json` and the phase
+//! diagram. `--shard I/N` runs one slice of the grid (a job array's task); `--merge` joins the
+//! shards' folders.
+//!
+//! ```sh
+//! cargo run --release --example sweep -- --seeds 1..8 --epochs 50 --out runs/seeds
+//! cargo run --release --example sweep -- --seeds 1..4 --weight-decay 0.1,0.3,1 \
+//!     --train-fraction 0.3,0.5,0.8 --epochs 300 --out runs/phase
+//! cargo run --release --example sweep -- --merge runs/part0 runs/part1 --out runs/all
+//! ```
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{bail, Context};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, ValueEnum};
+use grokking::{
+    sweep::{self, Grid, Shard, SweepFile, SweepMode},
+    MlpConfig, TrainingConfig,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Train a grid of grokking models and summarise when each one generalises.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Backend (only those compiled in, by cargo features).
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    backend: Backend,
+    /// Seeds: a range `A..B` (inclusive) or a list `1,5,9`.
+    #[arg(long, default_value = "1..8")]
+    seeds: String,
+    /// Weight decays, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    weight_decay: Vec<f64>,
+    /// Learning rates, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.003")]
+    lr: Vec<f64>,
+    /// Training fractions, comma-separated, each strictly between 0 and 1.
+    #[arg(long, value_delimiter = ',', default_value = "0.8")]
+    train_fraction: Vec<f64>,
+    /// Hidden widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    hidden: Vec<usize>,
+    /// The modulus p.
+    #[arg(long, default_value_t = 113)]
+    p: usize,
+    /// Epochs per model.
+    #[arg(long, default_value_t = 50)]
+    epochs: usize,
+    /// Rows per optimiser step.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Train the models one after another (each alone, its usual engine) instead of batched.
+    #[arg(long)]
+    sequential: bool,
+    /// Most models in one batched ensemble.
+    #[arg(long, default_value_t = 256)]
+    max_batch: usize,
+    /// Run only slice I of N of the grid (0 <= I < N), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Join the sweep folders given here (shards of one sweep) into `--out` instead of training.
+    #[arg(long, num_args = 1..)]
+    merge: Vec<PathBuf>,
+    /// Folder for sweep.csv, sweep.json and the figures.
+    #[arg(long, default_value = "runs/sweep")]
+    out: PathBuf,
+    /// Overwrite a folder that already holds a sweep.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Ndarray,
+    Flex,
+    Wgpu,
+    Vulkan,
+    Cuda,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Ndarray => "ndarray",
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+            Backend::Vulkan => "vulkan",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &Args) -> anyhow::Result<()> {
+    if args.out.join("sweep.json").exists() && !args.force {
+        bail!(
+            "{} already holds a sweep; pass --force to overwrite it",
+            args.out.display()
+        );
+    }
+    if !args.merge.is_empty() {
+        let parts = args
+            .merge
+            .iter()
+            .map(|dir| sweep::read_sweep(&dir.join("sweep.json")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let merged = sweep::merge_sweeps(&parts)?;
+        sweep::write_sweep(&args.out, &merged)?;
+        println!(
+            "merged {} models from {} folders into {}",
+            merged.models,
+            parts.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
+    use burn::backend::Autodiff;
+    match args.backend {
+        #[cfg(feature = "ndarray")]
+        Backend::Ndarray => run::<Autodiff<burn::backend::NdArray>>(args, &Default::default()),
+        #[cfg(feature = "flex")]
+        Backend::Flex => run::<Autodiff<burn::backend::Flex>>(args, &Default::default()),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => run::<Autodiff<burn::backend::Wgpu>>(args, &Default::default()),
+        #[cfg(feature = "vulkan")]
+        Backend::Vulkan => run::<Autodiff<burn::backend::Vulkan>>(args, &Default::default()),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => run::<Autodiff<burn::backend::Cuda>>(args, &Default::default()),
+        #[allow(unreachable_patterns)]
+        other => bail!(
+            "backend `{0}` is not compiled in; rebuild with `--features {0}`",
+            other.name()
+        ),
+    }
+}
+
+/// Parses `A..B` (inclusive) or `1,5,9`.
+fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
+    let seeds = if let Some((a, b)) = text.split_once("..") {
+        let (a, b): (u64, u64) = (
+            a.trim().parse().context("--seeds: bad start")?,
+            b.trim().parse().context("--seeds: bad end")?,
+        );
+        if a > b {
+            bail!("--seeds {text}: empty range");
+        }
+        (a..=b).collect()
+    } else {
+        text.split(',')
+            .map(|s| s.trim().parse::<u64>().context("--seeds: not a number"))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    Ok(seeds)
+}
+
+fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
+    let grid = Grid {
+        base: TrainingConfig::new()
+            .with_model(MlpConfig::new().with_p(args.p))
+            .with_epochs(args.epochs)
+            .with_batch_size(args.batch_size),
+        seeds: parse_seeds(&args.seeds)?,
+        weight_decays: args.weight_decay.clone(),
+        lrs: args.lr.clone(),
+        train_fractions: args.train_fraction.clone(),
+        hiddens: args.hidden.clone(),
+    };
+    let shard: Shard = match &args.shard {
+        Some(text) => text.parse()?,
+        None => Shard::ALL,
+    };
+    let points = shard.select(&grid.points()?);
+    let mode = if args.sequential {
+        SweepMode::Sequential
+    } else {
+        SweepMode::Batched
+    };
+    let total: usize = points.iter().map(|p| p.config.epochs).sum();
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} model-epochs {elapsed_precise} (eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let (results, seconds) =
+        sweep::train_points::<B>(&points, mode, args.max_batch, device, |n| bar.inc(n as u64))?;
+    bar.finish();
+    let grokked = results.iter().filter(|r| r.grok_epoch.is_some()).count();
+    let file = SweepFile {
+        grid,
+        shards: vec![shard],
+        backend: args.backend.name().into(),
+        mode,
+        models: results.len(),
+        train_seconds: seconds,
+        results,
+    };
+    sweep::write_sweep(&args.out, &file)?;
+    println!(
+        "{} models ({mode:?}, shard {shard}) on {} in {seconds:.1} s; {grokked} reached val_acc >= 0.99",
+        file.models,
+        file.backend,
+    );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `sweep.csv` and `sweep.json`, written atomically, and the merge of shards' results.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Grid, ModelResult, Shard, SweepMode};
+use crate::{
+    error::{Error, Result},
+    io::{write_atomic, write_json},
+};
+
+/// The content of `sweep.json`: what ran, where, how long, and every model's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepFile {
+    /// The whole grid (every shard of one sweep holds the same).
+    pub grid: Grid,
+    /// Shards whose results this file holds, sorted (one for a shard's own file, all after a
+    /// merge).
+    pub shards: Vec<Shard>,
+    /// Backend name.
+    pub backend: String,
+    /// Batched or one model after another.
+    pub mode: SweepMode,
+    /// Number of models in `results`.
+    pub models: usize,
+    /// Seconds spent training (summed over shards after a merge).
+    pub train_seconds: f64,
+    /// One row per model, in grid order.
+    pub results: Vec<ModelResult>,
+}
+
+const CSV_HEADER: &str = "index,seed,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch,\
+train_loss,val_loss,train_acc,val_acc";
+
+/// `sweep.csv`: a header and one row per model; `grok_epoch` is empty for a model that never
+/// reached val_acc >= 0.99.
+fn csv(results: &[ModelResult]) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for r in results {
+        let grok = r.grok_epoch.map_or(String::new(), |e| e.to_string());
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.index,
+            r.seed,
+            r.p,
+            r.hidden,
+            r.train_fraction,
+            r.weight_decay,
+            r.lr,
+            r.epochs,
+            grok,
+            r.train_loss,
+            r.val_loss,
+            r.train_acc,
+            r.val_acc
+        ));
+    }
+    out
+}
+
+/// Writes `sweep.csv`, `sweep.json` and, when the results allow, `phase_diagram.svg` and
+/// `grok_epochs.svg` into `dir` (created if needed), each atomically.
+///
+/// # Errors
+/// [`Error::Io`] if a file cannot be written.
+pub fn write_sweep(dir: &Path, sweep: &SweepFile) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_atomic(dir.join("sweep.csv"), csv(&sweep.results).as_bytes())?;
+    write_json(dir.join("sweep.json"), sweep)?;
+    if let Some(svg) = super::phase_diagram_svg(&sweep.grid, &sweep.results) {
+        write_atomic(dir.join("phase_diagram.svg"), svg.as_bytes())?;
+    }
+    if let Some(svg) = super::grok_epoch_distribution_svg(&sweep.results) {
+        write_atomic(dir.join("grok_epochs.svg"), svg.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Reads a `sweep.json`.
+///
+/// # Errors
+/// [`Error::Io`] if it cannot be read, [`Error::Format`] if it is not a sweep file.
+pub fn read_sweep(path: &Path) -> Result<SweepFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("not a sweep.json: {e}"),
+    })
+}
+
+/// Joins the results of several shards of one sweep into one file, as if it had run unsharded:
+/// results in grid order, shards listed, training seconds summed.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] if there is nothing to merge, the files come from different grids,
+/// backends or modes, or two files hold the same model.
+pub fn merge_sweeps(parts: &[SweepFile]) -> Result<SweepFile> {
+    let bad = |value: String, reason: &'static str| Error::InvalidConfig {
+        field: "merge",
+        value,
+        reason,
+    };
+    let first = parts
+        .first()
+        .ok_or_else(|| bad("[]".into(), "no sweep files to merge"))?;
+    let mut results = BTreeMap::new();
+    let mut shards = Vec::new();
+    for part in parts {
+        if part.grid != first.grid {
+            return Err(bad(
+                format!("{:?}", part.shards),
+                "shards of different grids",
+            ));
+        }
+        if (part.backend.as_str(), part.mode) != (first.backend.as_str(), first.mode) {
+            return Err(bad(
+                part.backend.clone(),
+                "shards of different backends or modes",
+            ));
+        }
+        shards.extend(part.shards.iter().copied());
+        for result in &part.results {
+            if results.insert(result.index, result.clone()).is_some() {
+                return Err(bad(
+                    format!("model {}", result.index),
+                    "a model appears in two shards",
+                ));
+            }
+        }
+    }
+    shards.sort_by_key(|s| (s.count, s.index));
+    shards.dedup();
+    let results: Vec<ModelResult> = results.into_values().collect();
+    Ok(SweepFile {
+        grid: first.grid.clone(),
+        shards,
+        backend: first.backend.clone(),
+        mode: first.mode,
+        models: results.len(),
+        train_seconds: parts.iter().map(|p| p.train_seconds).sum(),
+        results,
+    })
+}

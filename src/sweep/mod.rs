@@ -1,0 +1,297 @@
+//! Sweeps: a grid of training configurations, cut into shards for a cluster's job array, trained
+//! as batched ensembles ([`Ensemble`]) or one after another, summarised one row per model.
+//!
+//! ```
+//! use grokking::{sweep::{Grid, Shard}, TrainingConfig};
+//!
+//! let grid = Grid {
+//!     seeds: vec![1, 2, 3, 4],
+//!     weight_decays: vec![0.1, 0.5],
+//!     ..Grid::new(TrainingConfig::new())
+//! };
+//! let points = grid.points()?;
+//! assert_eq!(points.len(), 8);
+//! // Shard 1 of 3 takes points 1, 4, 7 (round robin, so mixed sizes spread evenly).
+//! let shard: Shard = "1/3".parse()?;
+//! let mine: Vec<usize> = shard.select(&points).iter().map(|p| p.index).collect();
+//! assert_eq!(mine, [1, 4, 7]);
+//! # Ok::<(), grokking::Error>(())
+//! ```
+
+mod files;
+mod plot;
+
+use std::{collections::HashMap, str::FromStr, time::Instant};
+
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+pub use files::{merge_sweeps, read_sweep, write_sweep, SweepFile};
+pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
+
+use crate::{
+    error::{Error, Result},
+    train::{shape_key, Ensemble, History, Trainer, TrainingConfig},
+};
+
+/// A grid of hyperparameters around a base configuration: every combination of the listed
+/// values. Lists left empty take the base configuration's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    /// Everything not swept (p, batch size, epochs, ...).
+    pub base: TrainingConfig,
+    /// Seeds (data split and initial weights).
+    pub seeds: Vec<u64>,
+    /// AdamW weight decays.
+    pub weight_decays: Vec<f64>,
+    /// AdamW learning rates.
+    pub lrs: Vec<f64>,
+    /// Training fractions.
+    pub train_fractions: Vec<f64>,
+    /// Hidden widths.
+    pub hiddens: Vec<usize>,
+}
+
+/// One model of a grid: its number in the whole grid and its configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridPoint {
+    /// Position in [`Grid::points`], the same in every shard.
+    pub index: usize,
+    /// The model's full configuration.
+    pub config: TrainingConfig,
+}
+
+impl Grid {
+    /// A grid of the base configuration alone (every list empty).
+    pub fn new(base: TrainingConfig) -> Self {
+        Self {
+            base,
+            seeds: Vec::new(),
+            weight_decays: Vec::new(),
+            lrs: Vec::new(),
+            train_fractions: Vec::new(),
+            hiddens: Vec::new(),
+        }
+    }
+
+    /// Every combination, numbered from 0 in a fixed order: width, then train fraction, weight
+    /// decay, learning rate, and seed fastest.
+    ///
+    /// # Errors
+    /// The first invalid configuration's error (a train fraction outside (0, 1), a width of 0, ...).
+    pub fn points(&self) -> Result<Vec<GridPoint>> {
+        fn or<T: Clone>(values: &[T], base: T) -> Vec<T> {
+            if values.is_empty() {
+                vec![base]
+            } else {
+                values.to_vec()
+            }
+        }
+        let base = &self.base;
+        let mut points = Vec::new();
+        for &hidden in &or(&self.hiddens, base.model.d_hidden) {
+            for &fraction in &or(&self.train_fractions, base.train_fraction) {
+                for &decay in &or(&self.weight_decays, base.weight_decay) {
+                    for &lr in &or(&self.lrs, base.lr) {
+                        for &seed in &or(&self.seeds, base.seed) {
+                            let config = base
+                                .clone()
+                                .with_model(base.model.clone().with_d_hidden(hidden))
+                                .with_train_fraction(fraction)
+                                .with_weight_decay(decay)
+                                .with_lr(lr)
+                                .with_seed(seed);
+                            config.validate()?;
+                            points.push(GridPoint {
+                                index: points.len(),
+                                config,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(points)
+    }
+}
+
+/// Slice `index` of `count` of a grid (`"I/N"`, 0 ≤ I < N), as a job array's task takes it:
+/// point `i` belongs to shard `i mod N`. The N shards partition the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole grid as one shard.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// The points of this shard, in grid order.
+    pub fn select(&self, points: &[GridPoint]) -> Vec<GridPoint> {
+        points
+            .iter()
+            .filter(|p| p.index % self.count == self.index)
+            .cloned()
+            .collect()
+    }
+}
+
+impl FromStr for Shard {
+    type Err = Error;
+
+    /// Parses `"I/N"` with `0 ≤ I < N`.
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = |reason| Error::InvalidConfig {
+            field: "shard",
+            value: text.to_string(),
+            reason,
+        };
+        let (i, n) = text.split_once('/').ok_or(bad("expected I/N, e.g. 0/4"))?;
+        let index: usize = i.trim().parse().map_err(|_| bad("I is not a number"))?;
+        let count: usize = n.trim().parse().map_err(|_| bad("N is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(bad("needs 0 <= I < N"));
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// One trained model of a sweep: its hyperparameters and final metrics (a row of `sweep.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResult {
+    /// Its [`GridPoint::index`].
+    pub index: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Modulus.
+    pub p: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Training fraction.
+    pub train_fraction: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// First epoch with validation accuracy at least 0.99 (`None`: never).
+    pub grok_epoch: Option<usize>,
+    /// Last epoch's mean training loss.
+    pub train_loss: f64,
+    /// Last epoch's validation loss.
+    pub val_loss: f64,
+    /// Last epoch's training accuracy.
+    pub train_acc: f64,
+    /// Last epoch's validation accuracy.
+    pub val_acc: f64,
+}
+
+impl ModelResult {
+    /// The row for `point` after training with `history`.
+    ///
+    /// # Panics
+    /// If `history` is empty.
+    pub fn new(point: &GridPoint, history: &History) -> Self {
+        let last = history.last().expect("at least one epoch");
+        let c = &point.config;
+        Self {
+            index: point.index,
+            seed: c.seed,
+            p: c.model.p,
+            hidden: c.model.d_hidden,
+            train_fraction: c.train_fraction,
+            weight_decay: c.weight_decay,
+            lr: c.lr,
+            epochs: history.epochs.len(),
+            grok_epoch: history.grok_epoch(),
+            train_loss: last.train_loss,
+            val_loss: last.val_loss,
+            train_acc: last.train_acc,
+            val_acc: last.val_acc,
+        }
+    }
+}
+
+/// How a sweep trains its models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SweepMode {
+    /// Models of one shape (see [`shape_key`]) as one [`Ensemble`], up to the batch limit.
+    Batched,
+    /// One [`Trainer`] per model, one after another (the engine its config resolves to).
+    Sequential,
+}
+
+/// Groups `points` into batches that one [`Ensemble`] can train: same shape, at most `max_batch`
+/// members, in order of first appearance.
+pub fn batches(points: &[GridPoint], max_batch: usize) -> Vec<Vec<GridPoint>> {
+    let mut groups: Vec<Vec<GridPoint>> = Vec::new();
+    let mut by_key: HashMap<_, usize> = HashMap::new();
+    for point in points {
+        let key = shape_key(&point.config);
+        let slot = *by_key.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(point.clone());
+    }
+    groups
+        .into_iter()
+        .flat_map(|group| {
+            group
+                .chunks(max_batch.max(1))
+                .map(<[GridPoint]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Trains `points` on `device` and returns one result per point, in grid order, and the seconds
+/// spent. `on_epoch(models_epochs_done)` is called after every epoch of every batch (for a
+/// progress bar over the whole grid: the total is the sum of the points' epochs).
+///
+/// # Errors
+/// An invalid configuration.
+pub fn train_points<B: AutodiffBackend>(
+    points: &[GridPoint],
+    mode: SweepMode,
+    max_batch: usize,
+    device: &B::Device,
+    mut on_epoch: impl FnMut(usize),
+) -> Result<(Vec<ModelResult>, f64)> {
+    let start = Instant::now();
+    let mut results = Vec::with_capacity(points.len());
+    match mode {
+        SweepMode::Batched => {
+            for batch in batches(points, max_batch) {
+                let configs: Vec<TrainingConfig> = batch.iter().map(|p| p.config.clone()).collect();
+                let mut ensemble = Ensemble::<B>::new(&configs, device)?;
+                ensemble.run(|metrics| on_epoch(metrics.len()));
+                for (point, history) in batch.iter().zip(ensemble.histories()) {
+                    results.push(ModelResult::new(point, history));
+                }
+            }
+        }
+        SweepMode::Sequential => {
+            for point in points {
+                let trainer = Trainer::<B>::new(&point.config, device)?;
+                let trained = trainer.run(|_: &crate::train::EpochMetrics| {
+                    on_epoch(1);
+                    crate::train::Control::Continue
+                });
+                results.push(ModelResult::new(point, &trained.history));
+            }
+        }
+    }
+    results.sort_by_key(|r| r.index);
+    Ok((results, start.elapsed().as_secs_f64()))
+}

@@ -1,0 +1,196 @@
+//! The sweep's figures: a grokking phase diagram over two swept hyperparameters and the
+//! distribution of grokking epochs across seeds (SVG strings).
+
+use plotters::prelude::*;
+
+use super::{Grid, ModelResult};
+use crate::report::plot::sequential;
+
+/// A swept hyperparameter: its name, the grid's values, and a result's value.
+struct Axis {
+    name: &'static str,
+    values: Vec<f64>,
+    of: fn(&ModelResult) -> f64,
+}
+
+/// The swept hyperparameters with more than one value, in the order train fraction, weight
+/// decay, learning rate, width.
+fn swept_axes(grid: &Grid) -> Vec<Axis> {
+    let axes = [
+        Axis {
+            name: "train fraction",
+            values: grid.train_fractions.clone(),
+            of: |r| r.train_fraction,
+        },
+        Axis {
+            name: "weight decay",
+            values: grid.weight_decays.clone(),
+            of: |r| r.weight_decay,
+        },
+        Axis {
+            name: "learning rate",
+            values: grid.lrs.clone(),
+            of: |r| r.lr,
+        },
+        Axis {
+            name: "hidden",
+            values: grid.hiddens.iter().map(|&h| h as f64).collect(),
+            of: |r| r.hidden as f64,
+        },
+    ];
+    axes.into_iter().filter(|a| a.values.len() > 1).collect()
+}
+
+/// Median of the grokking epochs in a cell, counting a model that never grokked as grokking
+/// after its last epoch (so a cell where most never grok shows the run length).
+fn median_grok(cell: &[&ModelResult]) -> f64 {
+    let mut epochs: Vec<f64> = cell
+        .iter()
+        .map(|r| r.grok_epoch.map_or(r.epochs as f64, |e| e as f64))
+        .collect();
+    epochs.sort_by(f64::total_cmp);
+    let n = epochs.len();
+    if n % 2 == 1 {
+        epochs[n / 2]
+    } else {
+        (epochs[n / 2 - 1] + epochs[n / 2]) / 2.0
+    }
+}
+
+/// The phase diagram: median grokking epoch (over seeds and any further swept values) in each
+/// cell of the first two swept hyperparameters (one row if only one is swept), with the number
+/// of models that grokked. `None` when no hyperparameter but the seed is swept or nothing ran.
+pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String> {
+    let mut axes = swept_axes(grid).into_iter();
+    let x = axes.next()?;
+    let y = axes.next();
+    let rows = y.as_ref().map_or(1, |y| y.values.len());
+    let cols = x.values.len();
+    let mut cells = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for c in 0..cols {
+            let cell: Vec<&ModelResult> = results
+                .iter()
+                .filter(|m| (x.of)(m) == x.values[c])
+                .filter(|m| y.as_ref().is_none_or(|y| (y.of)(m) == y.values[r]))
+                .collect();
+            cells.push(cell);
+        }
+    }
+    if cells.iter().all(Vec::is_empty) {
+        return None;
+    }
+    let medians: Vec<Option<f64>> = cells
+        .iter()
+        .map(|cell| (!cell.is_empty()).then(|| median_grok(cell)))
+        .collect();
+    let top = medians.iter().flatten().copied().fold(1.0, f64::max);
+    let title = format!(
+        "Grokking epoch (median; val_acc >= 0.99), {}{}",
+        x.name,
+        y.as_ref()
+            .map_or(String::new(), |y| format!(" x {}", y.name))
+    );
+    let mut svg = String::new();
+    let drawn = (|| -> crate::report::plot::PlotResult<()> {
+        let root =
+            SVGBackend::with_string(&mut svg, (140 + 110 * cols as u32, 120 + 70 * rows as u32))
+                .into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title.as_str(), ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..cols as f64, rows as f64..0f64)?;
+        let label = |values: &[f64], v: f64| {
+            let i = v.floor() as usize;
+            if (v - i as f64 - 0.5).abs() < 1e-9 && i < values.len() {
+                format!("{}", values[i])
+            } else {
+                String::new()
+            }
+        };
+        let y_values = y.as_ref().map_or(vec![], |y| y.values.clone());
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(2 * cols + 1)
+            .y_labels(2 * rows + 1)
+            .x_label_formatter(&|v| label(&x.values, *v))
+            .y_label_formatter(&|v| label(&y_values, *v))
+            .x_desc(x.name)
+            .y_desc(y.as_ref().map_or("", |y| y.name))
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        for (i, (cell, median)) in cells.iter().zip(&medians).enumerate() {
+            let (r, c) = ((i / cols) as f64, (i % cols) as f64);
+            let Some(median) = median else { continue };
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(c, r), (c + 1.0, r + 1.0)],
+                sequential(median / top).filled(),
+            )))?;
+            let grokked = cell.iter().filter(|m| m.grok_epoch.is_some()).count();
+            let text = format!("{median:.0} ({grokked}/{})", cell.len());
+            chart.draw_series(std::iter::once(Text::new(
+                text,
+                (c + 0.15, r + 0.55),
+                ("sans-serif", 14).into_font().color(&BLACK),
+            )))?;
+        }
+        root.present()?;
+        Ok(())
+    })();
+    drawn.ok().map(|_| svg)
+}
+
+/// A histogram of grokking epochs across all models (those that never grokked counted apart,
+/// in the title). `None` if no model grokked.
+pub fn grok_epoch_distribution_svg(results: &[ModelResult]) -> Option<String> {
+    let epochs: Vec<usize> = results.iter().filter_map(|r| r.grok_epoch).collect();
+    let max = *epochs.iter().max()?;
+    let min = *epochs.iter().min()?;
+    let width = ((max - min) / 20).max(1);
+    let bins = (max - min) / width + 1;
+    let mut counts = vec![0usize; bins];
+    for e in &epochs {
+        counts[(e - min) / width] += 1;
+    }
+    let never = results.len() - epochs.len();
+    let title = format!(
+        "Grokking epochs of {} models ({never} never reached val_acc >= 0.99)",
+        results.len()
+    );
+    let mut svg = String::new();
+    let drawn = (|| -> crate::report::plot::PlotResult<()> {
+        let root = SVGBackend::with_string(&mut svg, (760, 380)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.15;
+        let lo = min as f64;
+        let hi = (min + bins * width) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title.as_str(), ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(lo..hi, 0f64..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("first epoch with val_acc >= 0.99")
+            .y_desc("models")
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        chart.draw_series(counts.iter().enumerate().map(|(i, &n)| {
+            let x0 = (min + i * width) as f64;
+            Rectangle::new(
+                [(x0, 0.0), (x0 + width as f64, n as f64)],
+                crate::report::plot::PALETTE[0].filled(),
+            )
+        }))?;
+        root.present()?;
+        Ok(())
+    })();
+    drawn.ok().map(|_| svg)
+}

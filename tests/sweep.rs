@@ -1,0 +1,191 @@
+//! Sweeps: an ensemble member trains as the model alone would, shards partition the grid, and
+//! merging shards gives the unsharded sweep.
+
+mod common;
+
+use common::CpuAutodiff;
+use grokking::{
+    sweep::{self, Grid, Shard, SweepFile, SweepMode},
+    train::{Engine, Ensemble, Trainer, TrainingConfig},
+    History, MlpConfig,
+};
+
+fn small() -> TrainingConfig {
+    TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(23).with_d_hidden(48))
+        .with_batch_size(32)
+        .with_epochs(4)
+        .with_engine(Engine::Generic)
+}
+
+fn metrics(history: &History) -> Vec<[f64; 4]> {
+    history
+        .epochs
+        .iter()
+        .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
+        .collect()
+}
+
+#[test]
+fn every_ensemble_member_trains_as_it_would_alone() {
+    let device = Default::default();
+    // Different seeds, learning rates and weight decays in one ensemble.
+    let configs = vec![
+        small().with_seed(1),
+        small().with_seed(2).with_lr(1e-2),
+        small().with_seed(3).with_weight_decay(0.1),
+    ];
+    let mut ensemble = Ensemble::<CpuAutodiff>::new(&configs, &device).unwrap();
+    ensemble.run(|metrics| assert_eq!(metrics.len(), 3));
+    for (k, config) in configs.iter().enumerate() {
+        let mut alone = Trainer::<CpuAutodiff>::new(config, &device).unwrap();
+        assert_eq!(
+            ensemble.histories()[k].epochs.len(),
+            config.epochs,
+            "member {k}"
+        );
+        for _ in 0..config.epochs {
+            alone.run_epoch();
+        }
+        for (e, (x, y)) in metrics(&ensemble.histories()[k])
+            .iter()
+            .zip(metrics(alone.history()))
+            .enumerate()
+        {
+            for (a, b) in x.iter().zip(&y) {
+                assert!((a - b).abs() < 2e-5, "member {k} epoch {e}: {x:?} vs {y:?}");
+            }
+        }
+        let (w, v) = (ensemble.weights(k), alone.model().weights());
+        for (a, b) in w
+            .fc1()
+            .iter()
+            .zip(v.fc1())
+            .chain(w.fc2().iter().zip(v.fc2()))
+        {
+            assert!((a - b).abs() < 1e-5, "member {k} weights: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn an_ensemble_of_one_is_the_ordinary_model_and_shapes_must_agree() {
+    let device = Default::default();
+    let mut one = Ensemble::<CpuAutodiff>::new(&[small()], &device).unwrap();
+    let mut alone = Trainer::<CpuAutodiff>::new(&small(), &device).unwrap();
+    assert_eq!(one.weights(0), alone.model().weights());
+    let (a, b) = (one.run_epoch()[0], alone.run_epoch());
+    assert!((a.val_acc - b.val_acc).abs() < 1e-9 && (a.train_loss - b.train_loss).abs() < 1e-5);
+    let mixed = [
+        small(),
+        small().with_model(MlpConfig::new().with_p(23).with_d_hidden(40)),
+    ];
+    assert!(Ensemble::<CpuAutodiff>::new(&mixed, &device).is_err());
+    assert!(Ensemble::<CpuAutodiff>::new(&[], &device).is_err());
+}
+
+fn grid() -> Grid {
+    Grid {
+        seeds: vec![1, 2, 3],
+        weight_decays: vec![0.1, 1.0],
+        hiddens: vec![32, 48],
+        ..Grid::new(small().with_epochs(3))
+    }
+}
+
+#[test]
+fn shards_partition_the_grid_exactly() {
+    let points = grid().points().unwrap();
+    assert_eq!(points.len(), 12);
+    for n in 1..=13 {
+        let mut seen: Vec<usize> = (0..n)
+            .flat_map(|i| Shard { index: i, count: n }.select(&points))
+            .map(|p| p.index)
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..12).collect::<Vec<_>>(), "{n} shards");
+    }
+    assert!("3/3".parse::<Shard>().is_err());
+    assert!("x/3".parse::<Shard>().is_err());
+    assert!("1/0".parse::<Shard>().is_err());
+    assert_eq!(
+        "2/5".parse::<Shard>().unwrap(),
+        Shard { index: 2, count: 5 }
+    );
+    // Widths go to different batches.
+    let batches = sweep::batches(&points, 4);
+    assert!(batches.iter().all(|b| b.len() <= 4));
+    assert!(batches.iter().all(|b| b
+        .iter()
+        .all(|p| p.config.model.d_hidden == b[0].config.model.d_hidden)));
+    assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 12);
+}
+
+#[test]
+fn merging_shards_equals_the_unsharded_sweep() {
+    let device = Default::default();
+    let grid = grid();
+    let points = grid.points().unwrap();
+    let file = |shard: Shard| {
+        let mine = shard.select(&points);
+        let (results, seconds) =
+            sweep::train_points::<CpuAutodiff>(&mine, SweepMode::Batched, 8, &device, |_| {})
+                .unwrap();
+        SweepFile {
+            grid: grid.clone(),
+            shards: vec![shard],
+            backend: "flex".into(),
+            mode: SweepMode::Batched,
+            models: results.len(),
+            train_seconds: seconds,
+            results,
+        }
+    };
+    let whole = file(Shard::ALL);
+    let parts: Vec<SweepFile> = (0..3).map(|i| file(Shard { index: i, count: 3 })).collect();
+    // Through the files, as a cluster's shards would be joined.
+    let dir = tempfile::tempdir().unwrap();
+    let read: Vec<SweepFile> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let folder = dir.path().join(format!("part{i}"));
+            sweep::write_sweep(&folder, part).unwrap();
+            sweep::read_sweep(&folder.join("sweep.json")).unwrap()
+        })
+        .collect();
+    let merged = sweep::merge_sweeps(&read).unwrap();
+    assert_eq!(merged.results, whole.results);
+    assert_eq!(merged.models, 12);
+    assert_eq!(merged.shards.len(), 3);
+    assert!(sweep::merge_sweeps(&[parts[0].clone(), parts[0].clone()]).is_err());
+    // The files of the merged sweep: one CSV row per model, and the phase diagram.
+    let out = dir.path().join("all");
+    sweep::write_sweep(&out, &merged).unwrap();
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    assert!(csv.starts_with("index,seed,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch"));
+    let svg = std::fs::read_to_string(out.join("phase_diagram.svg")).unwrap();
+    assert!(
+        svg.contains("weight decay") && svg.contains("hidden"),
+        "axes named"
+    );
+}
+
+#[test]
+fn sequential_and_batched_sweeps_agree() {
+    let device = Default::default();
+    let points = Shard { index: 0, count: 4 }.select(&grid().points().unwrap());
+    let (batched, _) =
+        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Batched, 8, &device, |_| {})
+            .unwrap();
+    let (sequential, _) =
+        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Sequential, 8, &device, |_| {})
+            .unwrap();
+    assert_eq!(batched.len(), sequential.len());
+    for (b, s) in batched.iter().zip(&sequential) {
+        assert_eq!((b.index, b.seed, b.hidden), (s.index, s.seed, s.hidden));
+        assert!((b.val_acc - s.val_acc).abs() < 1e-3, "{b:?} vs {s:?}");
+        assert_eq!(b.grok_epoch, s.grok_epoch);
+    }
+}
