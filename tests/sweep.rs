@@ -189,3 +189,27 @@ fn sequential_and_batched_sweeps_agree() {
         assert_eq!(b.grok_epoch, s.grok_epoch);
     }
 }
+
+#[test]
+fn on_cpu_backends_a_batch_runs_fused_engines_in_parallel_with_the_same_results() {
+    let device = Default::default();
+    let base = small().with_engine(Engine::Auto);
+    let points = Grid {
+        seeds: vec![4, 5, 6],
+        ..Grid::new(base)
+    }
+    .points()
+    .unwrap();
+    let mut epochs = 0;
+    let (batched, _) =
+        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Batched, 8, &device, |n| {
+            epochs += n
+        })
+        .unwrap();
+    assert_eq!(epochs, 3 * 4, "progress counts every model-epoch");
+    let (sequential, _) =
+        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Sequential, 8, &device, |_| {})
+            .unwrap();
+    // The fused engine is bit-reproducible, threads or not.
+    assert_eq!(batched, sequential);
+}

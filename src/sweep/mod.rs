@@ -31,7 +31,7 @@ pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 
 use crate::{
     error::{Error, Result},
-    train::{shape_key, Ensemble, History, Trainer, TrainingConfig},
+    train::{shape_key, Control, Engine, Ensemble, EpochMetrics, History, Trainer, TrainingConfig},
 };
 
 /// A grid of hyperparameters around a base configuration: every combination of the listed
@@ -225,7 +225,10 @@ impl ModelResult {
 /// How a sweep trains its models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SweepMode {
-    /// Models of one shape (see [`shape_key`]) as one [`Ensemble`], up to the batch limit.
+    /// Models of one shape (see [`shape_key`]), up to the batch limit, trained together: as one
+    /// [`Ensemble`] (batched tensors, for GPUs and the generic engine), or, where their engine
+    /// is [`Engine::Fused`] (CPU backends), each on its fused engine with the models spread over
+    /// all cores.
     Batched,
     /// One [`Trainer`] per model, one after another (the engine its config resolves to).
     Sequential,
@@ -255,6 +258,49 @@ pub fn batches(points: &[GridPoint], max_batch: usize) -> Vec<Vec<GridPoint>> {
         .collect()
 }
 
+/// The CPU form of a batch: each model on its own fused engine (the same computation as training
+/// it alone, bit for bit), the models spread over all cores, progress reported from this thread.
+fn train_fused_in_parallel<B: AutodiffBackend>(
+    batch: &[GridPoint],
+    device: &B::Device,
+    on_epoch: &mut impl FnMut(usize),
+) -> Result<Vec<ModelResult>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(batch.len())
+        .max(1);
+    let (sender, epochs) = std::sync::mpsc::channel::<usize>();
+    let per_thread = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let sender = sender.clone();
+                scope.spawn(move || -> Result<Vec<ModelResult>> {
+                    let mut done = Vec::new();
+                    for point in batch.iter().skip(t).step_by(threads) {
+                        let trainer = Trainer::<B>::new(&point.config, device)?;
+                        let trained = trainer.run(|_: &EpochMetrics| {
+                            // The receiver lives until every worker is joined.
+                            let _ = sender.send(1);
+                            Control::Continue
+                        });
+                        done.push(ModelResult::new(point, &trained.history));
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        drop(sender);
+        for n in epochs {
+            on_epoch(n);
+        }
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a sweep worker panicked"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok(per_thread.into_iter().flatten().collect())
+}
+
 /// Trains `points` on `device` and returns one result per point, in grid order, and the seconds
 /// spent. `on_epoch(models_epochs_done)` is called after every epoch of every batch (for a
 /// progress bar over the whole grid: the total is the sum of the points' epochs).
@@ -273,6 +319,13 @@ pub fn train_points<B: AutodiffBackend>(
     match mode {
         SweepMode::Batched => {
             for batch in batches(points, max_batch) {
+                if batch
+                    .iter()
+                    .all(|p| p.config.engine.resolve::<B>() == Engine::Fused)
+                {
+                    results.extend(train_fused_in_parallel::<B>(&batch, device, &mut on_epoch)?);
+                    continue;
+                }
                 let configs: Vec<TrainingConfig> = batch.iter().map(|p| p.config.clone()).collect();
                 let mut ensemble = Ensemble::<B>::new(&configs, device)?;
                 ensemble.run(|metrics| on_epoch(metrics.len()));
@@ -284,9 +337,9 @@ pub fn train_points<B: AutodiffBackend>(
         SweepMode::Sequential => {
             for point in points {
                 let trainer = Trainer::<B>::new(&point.config, device)?;
-                let trained = trainer.run(|_: &crate::train::EpochMetrics| {
+                let trained = trainer.run(|_: &EpochMetrics| {
                     on_epoch(1);
-                    crate::train::Control::Continue
+                    Control::Continue
                 });
                 results.push(ModelResult::new(point, &trained.history));
             }
