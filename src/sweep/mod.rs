@@ -194,6 +194,9 @@ pub struct ModelResult {
     pub train_acc: f64,
     /// Last epoch's validation accuracy.
     pub val_acc: f64,
+    /// Seconds per epoch once warm: from the end of epoch `min(5, epochs/2)` to the last, over
+    /// the epochs between (for a batched model, its batch's time). `None` below 2 epochs.
+    pub steady_epoch_seconds: Option<f64>,
 }
 
 impl ModelResult {
@@ -203,6 +206,10 @@ impl ModelResult {
     /// If `history` is empty.
     pub fn new(point: &GridPoint, history: &History) -> Self {
         let last = history.last().expect("at least one epoch");
+        let n = history.epochs.len();
+        let from = (n / 2).min(5);
+        let steady_epoch_seconds = (from >= 1)
+            .then(|| (last.seconds - history.epochs[from - 1].seconds) / (n - from) as f64);
         let c = &point.config;
         Self {
             index: point.index,
@@ -218,6 +225,7 @@ impl ModelResult {
             val_loss: last.val_loss,
             train_acc: last.train_acc,
             val_acc: last.val_acc,
+            steady_epoch_seconds,
         }
     }
 }
