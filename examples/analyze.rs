@@ -17,6 +17,8 @@ use grokking::{
     ModularDataset,
 };
 
+mod shared;
+
 /// Fit the neurons of a saved model and measure its accuracy, as `grok` does after training.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -34,25 +36,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::main_with(run)
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {

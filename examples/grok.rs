@@ -21,6 +21,9 @@ use grokking::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod shared;
+use shared::Backend;
+
 /// Train a one-hidden-layer MLP on (a + b) mod p, as the origin notebook does, and analyse it.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -92,84 +95,8 @@ impl From<EngineArg> for Engine {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
-    /// CPU, ndarray.
-    Ndarray,
-    /// CPU, Burn's pure-Rust flex backend.
-    Flex,
-    /// GPU through wgpu (Vulkan, Metal or DirectX, chosen by wgpu).
-    Wgpu,
-    /// GPU through wgpu's Vulkan backend.
-    Vulkan,
-    /// NVIDIA GPU through CUDA.
-    Cuda,
-}
-
-impl Default for Backend {
-    fn default() -> Self {
-        if cfg!(feature = "flex") {
-            Backend::Flex
-        } else {
-            Backend::Ndarray
-        }
-    }
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Ndarray => "ndarray",
-            Backend::Flex => "flex",
-            Backend::Wgpu => "wgpu",
-            Backend::Vulkan => "vulkan",
-            Backend::Cuda => "cuda",
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
-    };
-    match dispatch(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn dispatch(args: &Args) -> anyhow::Result<()> {
-    use burn::backend::Autodiff;
-    match args.backend {
-        #[cfg(feature = "ndarray")]
-        Backend::Ndarray => run::<Autodiff<burn::backend::NdArray>>(args, &Default::default()),
-        #[cfg(feature = "flex")]
-        Backend::Flex => run::<Autodiff<burn::backend::Flex>>(args, &Default::default()),
-        #[cfg(feature = "wgpu")]
-        Backend::Wgpu => run::<Autodiff<burn::backend::Wgpu>>(args, &Default::default()),
-        #[cfg(feature = "vulkan")]
-        Backend::Vulkan => run::<Autodiff<burn::backend::Vulkan>>(args, &Default::default()),
-        #[cfg(feature = "cuda")]
-        Backend::Cuda => run::<Autodiff<burn::backend::Cuda>>(args, &Default::default()),
-        #[allow(unreachable_patterns)]
-        other => bail!(
-            "backend `{0}` is not compiled in; rebuild with `--features {0}`",
-            other.name()
-        ),
-    }
+    shared::main_with(|args: &Args| on_backend!(args.backend, run, args))
 }
 
 fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {

@@ -14,19 +14,22 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use grokking::{
     sweep::{self, Grid, Shard, SweepFile, SweepMode},
     MlpConfig, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod shared;
+use shared::Backend;
+
 /// Train a grid of grokking models and summarise when each one generalises.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Backend (only those compiled in, by cargo features).
-    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
     /// Seeds: a range `A..B` (inclusive) or a list `1,5,9`.
     #[arg(long, default_value = "1..8")]
@@ -72,47 +75,8 @@ struct Args {
     force: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
-    Ndarray,
-    Flex,
-    Wgpu,
-    Vulkan,
-    Cuda,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Ndarray => "ndarray",
-            Backend::Flex => "flex",
-            Backend::Wgpu => "wgpu",
-            Backend::Vulkan => "vulkan",
-            Backend::Cuda => "cuda",
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
-    };
-    match dispatch(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::main_with(dispatch)
 }
 
 fn dispatch(args: &Args) -> anyhow::Result<()> {
@@ -138,24 +102,7 @@ fn dispatch(args: &Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    use burn::backend::Autodiff;
-    match args.backend {
-        #[cfg(feature = "ndarray")]
-        Backend::Ndarray => run::<Autodiff<burn::backend::NdArray>>(args, &Default::default()),
-        #[cfg(feature = "flex")]
-        Backend::Flex => run::<Autodiff<burn::backend::Flex>>(args, &Default::default()),
-        #[cfg(feature = "wgpu")]
-        Backend::Wgpu => run::<Autodiff<burn::backend::Wgpu>>(args, &Default::default()),
-        #[cfg(feature = "vulkan")]
-        Backend::Vulkan => run::<Autodiff<burn::backend::Vulkan>>(args, &Default::default()),
-        #[cfg(feature = "cuda")]
-        Backend::Cuda => run::<Autodiff<burn::backend::Cuda>>(args, &Default::default()),
-        #[allow(unreachable_patterns)]
-        other => bail!(
-            "backend `{0}` is not compiled in; rebuild with `--features {0}`",
-            other.name()
-        ),
-    }
+    on_backend!(args.backend, run, args)
 }
 
 /// Parses `A..B` (inclusive) or `1,5,9`.

@@ -183,6 +183,10 @@ fn analyze_fails_cleanly_on_bad_files_and_writes_nothing() {
         dir.path().to_path_buf(),
         dir.path().join("missing.pth"),
         common::fixture("bad_bias.pth"),
+        // Found by the fuzzer: a Burn record whose parameter id makes Burn panic.
+        common::fixture("fuzz_bad_record.bin"),
+        // Found by the fuzzer: a Burn record whose data are shorter than its shape.
+        common::fixture("fuzz_short_record.bin"),
     ] {
         let out_dir = dir.path().join("out");
         let out = analyze()
@@ -296,4 +300,78 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
     let again = grok().arg("--resume").arg(&killed).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("finished"));
+}
+
+fn sweep_cli() -> Command {
+    common::example("sweep")
+}
+
+#[test]
+fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = [
+        "--p",
+        "13",
+        "--hidden",
+        "16,24",
+        "--seeds",
+        "1..3",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+    ];
+    let run = |extra: &[&str], out: &str| {
+        let out_dir = dir.path().join(out);
+        let result = sweep_cli()
+            .args(grid)
+            .args(extra)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        out_dir
+    };
+    let whole = run(&[], "whole");
+    let parts: Vec<_> = (0..2)
+        .map(|i| run(&["--shard", &format!("{i}/2")], &format!("part{i}")))
+        .collect();
+    let merged = sweep_cli()
+        .arg("--merge")
+        .args(&parts)
+        .arg("--out")
+        .arg(dir.path().join("merged"))
+        .output()
+        .unwrap();
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let csv = |d: &std::path::Path| std::fs::read_to_string(d.join("sweep.csv")).unwrap();
+    assert_eq!(csv(&whole).lines().count(), 7);
+    assert_eq!(csv(&dir.path().join("merged")), csv(&whole));
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(whole.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(json["models"], 6);
+    assert!(json["train_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["backend"], "flex");
+    assert!(whole.join("phase_diagram.svg").exists());
+
+    // A bad shard is one line and no output.
+    let bad = sweep_cli()
+        .args(["--shard", "2/2", "--out"])
+        .arg(dir.path().join("bad"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("shard"), "{stderr}");
+    assert!(!dir.path().join("bad").exists());
 }

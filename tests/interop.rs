@@ -9,7 +9,7 @@ use grokking::{
     analysis,
     io::{self, checkpoint, record, safetensors, WeightFormat},
     train::{Engine, Trainer, TrainingConfig},
-    Error, History, MlpConfig, MlpWeights, ModularDataset,
+    Error, MlpConfig, MlpWeights, ModularDataset,
 };
 
 #[test]
@@ -148,6 +148,10 @@ fn every_kind_of_bad_weight_file_is_an_error_naming_the_problem() {
     load_error(&dir.path().join("missing.pth"), "missing.pth");
     load_error(&fixture("bad_bias.pth"), "bias");
     load_error(&fixture("bad_odd.pth"), "even");
+    // Found by the fuzzer: Burn's record loader panics on this parameter id.
+    load_error(&fixture("fuzz_bad_record.bin"), "Burn record");
+    // Found by the fuzzer: Burn loads a record whose data are shorter than its shape, then panics.
+    load_error(&fixture("fuzz_short_record.bin"), "Burn record");
     for name in [
         "seed1337_p113_h100.pth",
         "tiny_p7_h5.legacy.pth",
@@ -195,14 +199,6 @@ fn small_config(engine: Engine) -> TrainingConfig {
         .with_engine(engine)
 }
 
-fn without_time(history: &History) -> Vec<[f64; 4]> {
-    history
-        .epochs
-        .iter()
-        .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
-        .collect()
-}
-
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one_on_both_engines() {
     let device = Default::default();
@@ -229,8 +225,8 @@ fn a_resumed_run_equals_an_uninterrupted_one_on_both_engines() {
             resumed.run_epoch();
         }
         assert_eq!(
-            without_time(resumed.history()),
-            without_time(whole.history()),
+            common::without_time(resumed.history()),
+            common::without_time(whole.history()),
             "{engine:?}"
         );
         assert_eq!(

@@ -7,7 +7,7 @@ use common::CpuAutodiff;
 use grokking::{
     sweep::{self, Grid, Shard, SweepFile, SweepMode},
     train::{Engine, Ensemble, Trainer, TrainingConfig},
-    History, MlpConfig,
+    MlpConfig,
 };
 
 fn small() -> TrainingConfig {
@@ -16,14 +16,6 @@ fn small() -> TrainingConfig {
         .with_batch_size(32)
         .with_epochs(4)
         .with_engine(Engine::Generic)
-}
-
-fn metrics(history: &History) -> Vec<[f64; 4]> {
-    history
-        .epochs
-        .iter()
-        .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
-        .collect()
 }
 
 #[test]
@@ -47,9 +39,9 @@ fn every_ensemble_member_trains_as_it_would_alone() {
         for _ in 0..config.epochs {
             alone.run_epoch();
         }
-        for (e, (x, y)) in metrics(&ensemble.histories()[k])
+        for (e, (x, y)) in common::without_time(&ensemble.histories()[k])
             .iter()
-            .zip(metrics(alone.history()))
+            .zip(common::without_time(alone.history()))
             .enumerate()
         {
             for (a, b) in x.iter().zip(&y) {

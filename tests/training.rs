@@ -27,14 +27,6 @@ fn run(config: &TrainingConfig) -> History {
     .history
 }
 
-fn without_time(history: &History) -> Vec<[f64; 4]> {
-    history
-        .epochs
-        .iter()
-        .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
-        .collect()
-}
-
 #[test]
 fn defaults_are_the_notebooks() {
     let c = TrainingConfig::new();
@@ -67,9 +59,15 @@ fn a_short_run_lowers_the_loss_and_reports_sane_metrics() {
 #[test]
 fn the_same_config_gives_the_same_history() {
     let config = small_config().with_epochs(4);
-    assert_eq!(without_time(&run(&config)), without_time(&run(&config)));
+    assert_eq!(
+        common::without_time(&run(&config)),
+        common::without_time(&run(&config))
+    );
     let other = run(&config.clone().with_seed(8));
-    assert_ne!(without_time(&run(&config)), without_time(&other));
+    assert_ne!(
+        common::without_time(&run(&config)),
+        common::without_time(&other)
+    );
 }
 
 #[cfg(feature = "ndarray")]
@@ -82,7 +80,10 @@ fn ndarray_trains_the_same_function_up_to_rounding() {
     })
     .unwrap()
     .history;
-    for (a, b) in without_time(&nd).iter().zip(without_time(&run(&config))) {
+    for (a, b) in common::without_time(&nd)
+        .iter()
+        .zip(common::without_time(&run(&config)))
+    {
         for (x, y) in a.iter().zip(b) {
             assert!((x - y).abs() < 1e-3, "{a:?} vs {b:?}");
         }
@@ -113,7 +114,10 @@ fn trainer_steps_epoch_by_epoch_like_train() {
     for _ in 0..3 {
         trainer.run_epoch();
     }
-    assert_eq!(without_time(trainer.history()), without_time(&run(&config)));
+    assert_eq!(
+        common::without_time(trainer.history()),
+        common::without_time(&run(&config))
+    );
 }
 
 #[test]
@@ -265,7 +269,10 @@ fn the_fused_engine_is_bit_reproducible_and_restores_its_state() {
         a.run_epoch();
         b.run_epoch();
     }
-    assert_eq!(without_time(a.history()), without_time(b.history()));
+    assert_eq!(
+        common::without_time(a.history()),
+        common::without_time(b.history())
+    );
     assert_eq!(a.model().weights(), b.model().weights());
     assert_eq!(a.state().adam, b.state().adam);
 

@@ -7,15 +7,12 @@
 //! exactly when the file holds `f32` (the notebook's case), so an imported model computes the same
 //! logits as PyTorch up to float32 rounding of the summation order.
 
-use std::{
-    panic::{catch_unwind, AssertUnwindSafe},
-    path::Path,
-};
+use std::path::Path;
 
 use burn::tensor::DType;
 use burn_store::pytorch::PytorchReader;
 
-use super::{weights_from_state_dict, NamedTensors};
+use super::{weights_from_state_dict, without_panics, NamedTensors};
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
@@ -37,7 +34,7 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
         reason,
     };
     // The reader parses untrusted pickles; a panic inside it must not take the program down.
-    let read = catch_unwind(AssertUnwindSafe(|| -> Result<NamedTensors> {
+    let read = without_panics(|| -> Result<NamedTensors> {
         let reader = PytorchReader::new(path)
             .map_err(|e| format(format!("not a readable PyTorch file: {e}")))?;
         let mut tensors = NamedTensors::new();
@@ -76,8 +73,8 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
             tensors.insert(name, (shape, values));
         }
         Ok(tensors)
-    }))
-    .unwrap_or_else(|_| Err(format("malformed PyTorch file (the reader failed)".into())))?;
+    })
+    .unwrap_or_else(|| Err(format("malformed PyTorch file (the reader failed)".into())))?;
     weights_from_state_dict(read, path)
 }
 

@@ -91,28 +91,34 @@ pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     {
         use burn::record::{NamedMpkBytesRecorder, Recorder};
-        use std::panic::{catch_unwind, AssertUnwindSafe};
         let device = Default::default();
-        let record = catch_unwind(AssertUnwindSafe(|| {
-            NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
+        // Burn checks neither a record's parameter ids nor that its data fill its shapes: both
+        // panic (found by fuzzing), so loading and reading out run under `without_panics`.
+        type Shaped = (Vec<usize>, Vec<f32>);
+        let read = || -> Result<(Shaped, Shaped)> {
+            let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
                 .load::<MlpRecord<Host>>(bytes.to_vec(), &device)
-        }))
-        .map_err(|_| format("malformed Burn record".into()))?
-        .map_err(|e| format(format!("not a readable Burn model record: {e}")))?;
-        if record.fc1.bias.is_some() || record.fc2.bias.is_some() {
-            return Err(format("the record has biases; this MLP has none".into()));
-        }
-        let host = |tensor: burn::tensor::Tensor<Host, 2>| -> Result<(Vec<usize>, Vec<f32>)> {
-            let dims = tensor.dims().to_vec();
-            let values = tensor
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .map_err(|e| format(format!("cannot read a tensor: {e:?}")))?;
-            Ok((dims, values))
+                .map_err(|e| format(format!("not a readable Burn model record: {e}")))?;
+            if record.fc1.bias.is_some() || record.fc2.bias.is_some() {
+                return Err(format("the record has biases; this MLP has none".into()));
+            }
+            let host = |tensor: burn::tensor::Tensor<Host, 2>| -> Result<Shaped> {
+                let dims = tensor.dims().to_vec();
+                let values = tensor
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .map_err(|e| format(format!("cannot read a tensor: {e:?}")))?;
+                Ok((dims, values))
+            };
+            // [2p, d_hidden] and [d_hidden, p]
+            Ok((
+                host(record.fc1.weight.val())?,
+                host(record.fc2.weight.val())?,
+            ))
         };
-        let (d1, w1) = host(record.fc1.weight.val())?; // [2p, d_hidden]
-        let (d2, w2) = host(record.fc2.weight.val())?; // [d_hidden, p]
+        let ((d1, w1), (d2, w2)) =
+            super::without_panics(read).ok_or_else(|| format("malformed Burn record".into()))??;
         MlpWeights::from_pytorch_shapes(
             &[d1[1], d1[0]],
             transpose(&w1, d1[0], d1[1]),

@@ -75,3 +75,13 @@ pub fn assert_fits_match(fits: &[grokking::fourier::NeuronFit], expected: &serde
         }
     }
 }
+
+/// Each epoch's `[train_loss, val_loss, train_acc, val_acc]`: a history without its timings,
+/// which differ from run to run.
+pub fn without_time(history: &grokking::History) -> Vec<[f64; 4]> {
+    history
+        .epochs
+        .iter()
+        .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
+        .collect()
+}
