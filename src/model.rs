@@ -85,13 +85,13 @@ impl MlpConfig {
         Ok(())
     }
 
-    /// Builds a network with PyTorch's default `nn.Linear` initialisation, drawn on the host from
-    /// `seed`: every weight uniform in `±1/sqrt(fan_in)`. The same seed gives the same weights on
-    /// every backend and in every thread (Burn's own backend RNGs are process-global).
+    /// Draws PyTorch's default `nn.Linear` initialisation on the host from `seed`: every weight
+    /// uniform in `±1/sqrt(fan_in)`. The same seed gives the same weights on every backend and in
+    /// every thread (Burn's own backend RNGs are process-global).
     ///
     /// # Panics
     /// If the configuration is invalid (see [`MlpConfig::validate`]).
-    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Mlp<B> {
+    pub fn init_weights(&self, seed: u64) -> MlpWeights {
         self.validate().expect("invalid MlpConfig");
         let (p, h) = (self.p, self.d_hidden);
         let mut rng = StdRng::seed_from_u64(seed);
@@ -101,8 +101,15 @@ impl MlpConfig {
         };
         let fc1 = uniform(h * 2 * p, 2 * p);
         let fc2 = uniform(p * h, h);
-        let weights = MlpWeights::new(p, h, fc1, fc2).expect("lengths match by construction");
-        Mlp::from_weights(&weights, device)
+        MlpWeights::new(p, h, fc1, fc2).expect("lengths match by construction")
+    }
+
+    /// Builds a network with the weights of [`MlpConfig::init_weights`] on `device`.
+    ///
+    /// # Panics
+    /// If the configuration is invalid (see [`MlpConfig::validate`]).
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Mlp<B> {
+        Mlp::from_weights(&self.init_weights(seed), device)
     }
 }
 
@@ -220,7 +227,8 @@ impl<B: Backend> Mlp<B> {
     }
 }
 
-fn to_vec<B: Backend>(tensor: Tensor<B, 2>) -> Vec<f32> {
+/// A float tensor's values on the host, row-major.
+pub(crate) fn to_vec<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor
         .into_data()
         .convert::<f32>()

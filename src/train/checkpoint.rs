@@ -27,7 +27,7 @@ use super::{AdamState, Engine, FusedEngine, History, State, Trainer, TrainingCon
 use crate::{
     data::{ModularDataset, Split},
     error::{Error, Result},
-    model::{transpose, Mlp, MlpWeights},
+    model::{to_vec, transpose, Mlp, MlpWeights},
 };
 
 /// Everything needed to continue a run exactly where it stopped.
@@ -164,14 +164,7 @@ fn generic_adam_state<B: AutodiffBackend>(
     let moments = |param: &Param<Tensor<B, 2>>, rows: usize, cols: usize| {
         records.get(&param.id).map(|record| {
             let state: AdamWState<B::InnerBackend, 2> = record.clone().into_state();
-            let host = |t: Tensor<B::InnerBackend, 2>| {
-                let values: Vec<f32> = t
-                    .into_data()
-                    .convert::<f32>()
-                    .to_vec()
-                    .expect("float tensor converts to f32");
-                transpose(&values, rows, cols)
-            };
+            let host = |t: Tensor<B::InnerBackend, 2>| transpose(&to_vec(t), rows, cols);
             (
                 state.momentum.time as u64,
                 host(state.momentum.moment_1),

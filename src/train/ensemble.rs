@@ -30,7 +30,7 @@ use super::{EpochMetrics, History, TrainingConfig};
 use crate::{
     data::{ModularDataset, Split},
     error::{Error, Result},
-    model::MlpWeights,
+    model::{to_vec, transpose, MlpWeights},
 };
 
 const BETA_1: f64 = 0.9;
@@ -199,12 +199,12 @@ impl<B: AutodiffBackend> Ensemble<B> {
             .iter()
             .map(|c| ModularDataset::new(p, c.train_fraction, c.seed))
             .collect::<Result<Vec<_>>>()?;
-        // Burn layout per member: fc1 [2p, h], fc2 [h, p].
+        // Burn layout per member: fc1 [2p, h], fc2 [h, p] (MlpWeights hold the transposes).
         let (mut fc1, mut fc2) = (Vec::new(), Vec::new());
         for config in configs {
-            let model = config.model.init::<B::InnerBackend>(config.seed, device);
-            fc1.extend(host(model.fc1.weight.val()));
-            fc2.extend(host(model.fc2.weight.val()));
+            let weights = config.model.init_weights(config.seed);
+            fc1.extend(transpose(weights.fc1(), h, 2 * p));
+            fc2.extend(transpose(weights.fc2(), p, h));
         }
         let per_member = |values: Vec<f64>| {
             Tensor::<B::InnerBackend, 3>::from_data(TensorData::new(values, [k, 1, 1]), device)
@@ -258,14 +258,14 @@ impl<B: AutodiffBackend> Ensemble<B> {
         let [_, two_p, h] = self.fc1.dims();
         let p = two_p / 2;
         let member = |t: &Tensor<B::InnerBackend, 3>, rows, cols| {
-            host(
+            to_vec(
                 t.clone()
                     .slice([k..k + 1, 0..rows, 0..cols])
                     .reshape([rows, cols]),
             )
         };
-        let fc1 = crate::model::transpose(&member(&self.fc1, two_p, h), two_p, h);
-        let fc2 = crate::model::transpose(&member(&self.fc2, h, p), h, p);
+        let fc1 = transpose(&member(&self.fc1, two_p, h), two_p, h);
+        let fc2 = transpose(&member(&self.fc2, h, p), h, p);
         MlpWeights::new(p, h, fc1, fc2).expect("stacked shapes are consistent")
     }
 
@@ -291,7 +291,7 @@ impl<B: AutodiffBackend> Ensemble<B> {
             vec![loss_sum, correct.float(), val_loss, val_correct.float()],
             0,
         );
-        let values = host(all);
+        let values = to_vec(all);
         self.elapsed += start.elapsed();
         let n_val = self.data[0].val_rows().len() as f64;
         (0..k)
@@ -385,13 +385,4 @@ fn adamw<B: Backend>(
     let second = moments.second.clone().div_scalar(1.0 - BETA_2.powi(step));
     let update = first.div(second.sqrt().add_scalar(epsilon));
     weight.mul(decay.clone()) - update.mul(lr.clone())
-}
-
-/// A tensor's values on the host.
-fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("float tensor converts to f32")
 }

@@ -211,30 +211,12 @@ impl FusedEngine {
     /// `batch_size`; returns the sums of the losses and right predictions, each taken before
     /// its batch's step.
     pub(crate) fn train_epoch(&mut self) -> PassSums {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { self.train_epoch_avx2() };
-        }
-        self.train_epoch_portable()
-    }
-
-    /// [`Self::train_epoch_portable`] compiled for AVX2. Element-wise operations round the same
-    /// way at any vector width and no reduction is reordered, so the results are the same bits.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn train_epoch_avx2(&mut self) -> PassSums {
-        self.train_epoch_portable()
-    }
-
-    #[inline(always)]
-    fn train_epoch_portable(&mut self) -> PassSums {
         let n = self.train.len();
         let mut sums = PassSums::default();
         let mut begin = 0;
         while begin < n {
             let end = (begin + self.batch_size).min(n);
-            let batch = self.step_batch(begin, end);
+            let batch = self.train_rows(begin..end);
             sums.loss_sum += batch.loss_sum;
             sums.correct += batch.correct;
             begin = end;
@@ -252,7 +234,8 @@ impl FusedEngine {
         self.step_batch(rows.start, rows.end)
     }
 
-    /// [`Self::step_batch`] compiled for AVX2 (same results, see [`Self::train_epoch_avx2`]).
+    /// [`Self::step_batch`] compiled for AVX2. Element-wise operations round the same way at any
+    /// vector width and no reduction is reordered, so the results are the same bits.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn step_batch_avx2(&mut self, begin: usize, end: usize) -> PassSums {
@@ -261,24 +244,6 @@ impl FusedEngine {
 
     /// Loss and accuracy sums over the validation rows.
     pub(crate) fn evaluate_val(&mut self) -> PassSums {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { self.evaluate_val_avx2() };
-        }
-        self.evaluate_val_portable()
-    }
-
-    /// [`Self::evaluate_val_portable`] compiled for AVX2 (same results, see
-    /// [`Self::train_epoch_avx2`]).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn evaluate_val_avx2(&mut self) -> PassSums {
-        self.evaluate_val_portable()
-    }
-
-    #[inline(always)]
-    fn evaluate_val_portable(&mut self) -> PassSums {
         let n = self.val.len();
         let mut sums = PassSums::default();
         // In chunks the size of the scratch buffers.
@@ -286,20 +251,42 @@ impl FusedEngine {
         let mut begin = 0;
         while begin < n {
             let end = (begin + chunk).min(n);
-            let s = forward(
-                &mut self.scratch,
-                &self.w1,
-                &self.w2,
-                (self.p, self.h),
-                &self.val,
-                begin..end,
-                false,
-            );
+            let s = self.forward_val(begin..end);
             sums.loss_sum += s.loss_sum;
             sums.correct += s.correct;
             begin = end;
         }
         sums
+    }
+
+    /// The forward pass over validation rows `rows`, compiled for AVX2 where the CPU has it (same
+    /// results, see [`Self::step_batch_avx2`]).
+    fn forward_val(&mut self, rows: std::ops::Range<usize>) -> PassSums {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { self.forward_val_avx2(rows) };
+        }
+        self.forward_val_portable(rows)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn forward_val_avx2(&mut self, rows: std::ops::Range<usize>) -> PassSums {
+        self.forward_val_portable(rows)
+    }
+
+    #[inline(always)]
+    fn forward_val_portable(&mut self, rows: std::ops::Range<usize>) -> PassSums {
+        forward(
+            &mut self.scratch,
+            &self.w1,
+            &self.w2,
+            (self.p, self.h),
+            &self.val,
+            rows,
+            false,
+        )
     }
 
     /// Number of training rows.

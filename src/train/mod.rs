@@ -40,7 +40,7 @@ use std::{
 use burn::{
     config::Config,
     module::AutodiffModule,
-    optim::{adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, Optimizer},
+    optim::{adaptor::OptimizerAdaptor, AdamW, GradientsParams, Optimizer},
     tensor::{
         activation::log_softmax, backend::AutodiffBackend, backend::Backend, ElementConversion,
         Int, Tensor,
@@ -48,11 +48,12 @@ use burn::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use checkpoint::TrainerState;
 pub use ensemble::{shape_key, Ensemble};
 pub use fused::{AdamState, FusedEngine};
 
 use crate::{
-    data::{train_rows_for, ModularDataset, Split, SplitTensors},
+    data::{train_rows_for, ModularDataset, SplitTensors},
     error::{self, Error},
     model::{Mlp, MlpConfig},
 };
@@ -295,31 +296,16 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Any invalid field of `config` (see [`TrainingConfig::validate`]).
     pub fn new(config: &TrainingConfig, device: &B::Device) -> error::Result<Self> {
         config.validate()?;
-        let data = ModularDataset::new(config.model.p, config.train_fraction, config.seed)?;
-        let model = config.model.init::<B>(config.seed, device);
-        let state = match config.engine.resolve::<B>() {
-            Engine::Fused => State::Fused {
-                engine: Box::new(FusedEngine::new(config, &model.weights(), &data)),
-                device: device.clone(),
-                model: OnceCell::new(),
+        Self::from_state(
+            TrainerState {
+                config: config.clone(),
+                weights: config.model.init_weights(config.seed),
+                adam: None,
+                history: History::default(),
+                elapsed_seconds: 0.0,
             },
-            _ => State::Generic {
-                model,
-                optim: AdamWConfig::new()
-                    .with_weight_decay(config.weight_decay as f32)
-                    .with_epsilon(config.adam_epsilon as f32)
-                    .init(),
-                train: data.tensors(Split::Train, device),
-                val: data.tensors(Split::Val, device),
-            },
-        };
-        Ok(Self {
-            config: config.clone(),
-            data,
-            state,
-            history: History::default(),
-            elapsed: Duration::ZERO,
-        })
+            device,
+        )
     }
 
     /// The engine the steps run on ([`Engine::Generic`] or [`Engine::Fused`]).
