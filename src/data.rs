@@ -20,7 +20,10 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    mt19937::Mt19937,
+};
 
 /// The largest modulus accepted: p² rows must be indexable by the `i32` integer tensors of every
 /// backend (46_340² < 2³¹ - 1 < 46_341²).
@@ -227,119 +230,4 @@ pub fn train_rows_for(p: usize, train_fraction: f64) -> Result<usize> {
         )));
     }
     Ok(n_train)
-}
-
-/// NumPy's legacy Mersenne Twister (`np.random.RandomState`), enough of it to reproduce
-/// `np.random.seed(seed); np.random.permutation(n)` exactly.
-///
-/// Sources: Matsumoto and Nishimura (1998) for MT19937 and `init_genrand`; NumPy's
-/// `_legacy_seeding`, `_shuffle_raw` and `random_interval` for the seeding and the shuffle.
-#[derive(Debug, Clone)]
-pub struct Mt19937 {
-    state: [u32; 624],
-    pos: usize,
-}
-
-impl Mt19937 {
-    /// Seeds the generator as `np.random.seed(seed)` does.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] if `seed >= 2³²` (NumPy refuses such seeds too).
-    pub fn new(seed: u64) -> Result<Self> {
-        let seed = u32::try_from(seed).map_err(|_| Error::InvalidConfig {
-            field: "seed",
-            value: seed.to_string(),
-            reason: "it must be below 2^32, as NumPy's legacy seeding requires",
-        })?;
-        let mut state = [0u32; 624];
-        state[0] = seed;
-        for i in 1..624 {
-            let prev = state[i - 1];
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
-        }
-        Ok(Self { state, pos: 624 })
-    }
-
-    fn regenerate(&mut self) {
-        const UPPER: u32 = 0x8000_0000;
-        const LOWER: u32 = 0x7fff_ffff;
-        const MATRIX_A: u32 = 0x9908_b0df;
-        for i in 0..624 {
-            let y = (self.state[i] & UPPER) | (self.state[(i + 1) % 624] & LOWER);
-            let mut next = self.state[(i + 397) % 624] ^ (y >> 1);
-            if y & 1 == 1 {
-                next ^= MATRIX_A;
-            }
-            self.state[i] = next;
-        }
-        self.pos = 0;
-    }
-
-    /// The next 32-bit output (`genrand_int32`).
-    pub fn next_u32(&mut self) -> u32 {
-        if self.pos >= 624 {
-            self.regenerate();
-        }
-        let mut y = self.state[self.pos];
-        self.pos += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
-    }
-
-    /// A uniform integer in `0..=max` by NumPy's masked rejection (`random_interval`).
-    fn interval(&mut self, max: u32) -> u32 {
-        if max == 0 {
-            return 0;
-        }
-        let mut mask = max;
-        for shift in [1, 2, 4, 8, 16] {
-            mask |= mask >> shift;
-        }
-        loop {
-            let value = self.next_u32() & mask;
-            if value <= max {
-                return value;
-            }
-        }
-    }
-
-    /// `np.random.permutation(n)`: a Fisher-Yates shuffle of `0..n` from the last element down.
-    ///
-    /// # Panics
-    /// If `n > 2³²`.
-    pub fn permutation(&mut self, n: usize) -> Vec<u32> {
-        assert!(n as u64 <= 1 << 32, "permutation of {n} elements");
-        let mut values: Vec<u32> = (0..n as u64).map(|v| v as u32).collect();
-        for i in (1..n).rev() {
-            let j = self.interval(i as u32) as usize;
-            values.swap(i, j);
-        }
-        values
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mt19937_matches_the_reference_output() {
-        // First output of init_genrand(5489), from the MT19937 reference implementation.
-        let mut rng = Mt19937::new(5489).unwrap();
-        assert_eq!(rng.next_u32(), 3_499_211_612);
-    }
-
-    #[test]
-    fn interval_stays_within_bounds() {
-        let mut rng = Mt19937::new(1).unwrap();
-        for max in [1u32, 2, 3, 7, 100, 12_768] {
-            for _ in 0..200 {
-                assert!(rng.interval(max) <= max);
-            }
-        }
-    }
 }

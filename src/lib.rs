@@ -49,6 +49,7 @@ pub mod error;
 pub mod fourier;
 pub mod io;
 pub mod model;
+pub mod mt19937;
 pub mod report;
 pub mod sweep;
 pub mod train;

@@ -19,11 +19,11 @@ use burn::{
     nn::{Linear, LinearConfig},
     tensor::{activation::relu, backend::Backend, Int, Tensor, TensorData},
 };
-use rand::{rngs::StdRng, RngExt, SeedableRng};
 
 use crate::{
     data::check_modulus,
     error::{self, Error},
+    mt19937::Mt19937,
 };
 
 /// The network's size: modulus `p` (inputs `2p`, outputs `p`) and hidden width `d_hidden`.
@@ -85,19 +85,26 @@ impl MlpConfig {
         Ok(())
     }
 
-    /// Draws PyTorch's default `nn.Linear` initialisation on the host from `seed`: every weight
-    /// uniform in `±1/sqrt(fan_in)`. The same seed gives the same weights on every backend and in
-    /// every thread (Burn's own backend RNGs are process-global).
+    /// The initial weights the origin notebook gets from `torch.manual_seed(seed)` followed by
+    /// `nn.Linear(2p, d_hidden, bias=False)` and `nn.Linear(d_hidden, p, bias=False)`, bit for bit:
+    /// PyTorch's default initialisation (every weight uniform in `±1/sqrt(fan_in)`, from
+    /// `kaiming_uniform_(a = √5)`), drawn from PyTorch's CPU generator ([`Mt19937`]), fc1 first.
+    /// Computed on the host, so the same seed gives the same weights on every backend and in
+    /// every thread. PyTorch keeps the low 32 bits of a seed, and so does this.
     ///
     /// # Panics
     /// If the configuration is invalid (see [`MlpConfig::validate`]).
     pub fn init_weights(&self, seed: u64) -> MlpWeights {
         self.validate().expect("invalid MlpConfig");
         let (p, h) = (self.p, self.d_hidden);
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = Mt19937::from_u32(seed as u32);
         let mut uniform = |n: usize, fan_in: usize| -> Vec<f32> {
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            // torch.nn.init.kaiming_uniform_'s bound, in the same f64 operations as Python's.
+            let a = 5f64.sqrt();
+            let gain = (2.0 / (1.0 + a * a)).sqrt();
+            let bound = 3f64.sqrt() * (gain / (fan_in as f64).sqrt());
+            let (low, high) = (-bound as f32, bound as f32);
+            (0..n).map(|_| rng.uniform_f32(low, high)).collect()
         };
         let fc1 = uniform(h * 2 * p, 2 * p);
         let fc2 = uniform(p * h, h);

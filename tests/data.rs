@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::Cpu;
-use grokking::{data::Mt19937, Error, ModularDataset, Split};
+use grokking::{mt19937::Mt19937, Error, ModularDataset, Split};
 
 #[test]
 fn full_grid_has_every_pair_once_in_notebook_order() {

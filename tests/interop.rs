@@ -82,6 +82,18 @@ fn imported_logits_equal_pytorchs_for_zip_and_legacy_files() {
 }
 
 #[test]
+fn initial_weights_are_pytorchs_for_the_same_seed() {
+    // tiny_p7_h5.pth is `torch.manual_seed(0)` then the notebook's two `nn.Linear` layers.
+    let torch = io::load_weights(fixture("tiny_p7_h5.pth")).unwrap();
+    let ours = MlpConfig::new().with_p(7).with_d_hidden(5).init_weights(0);
+    assert_eq!(ours, torch);
+    // PyTorch keeps a seed's low 32 bits; another seed draws other weights.
+    let config = MlpConfig::new().with_p(7).with_d_hidden(5);
+    assert_eq!(config.init_weights(1 << 32), torch);
+    assert_ne!(config.init_weights(1), torch);
+}
+
+#[test]
 fn pth_to_ours_to_safetensors_and_record_keeps_every_bit() {
     let dir = tempfile::tempdir().unwrap();
     let from_pth = io::load_weights(fixture("seed1_p59_h64.pth")).unwrap();
