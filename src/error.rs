@@ -53,6 +53,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A backend that cannot run on this machine (a GPU backend without its driver).
+    #[error("the backend cannot run on this machine: {0}")]
+    Device(String),
     /// An operating-system error while reading or writing a file.
     #[error("{path}: {source}")]
     Io {

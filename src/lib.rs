@@ -45,11 +45,13 @@
 
 pub mod analysis;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod fourier;
 pub mod io;
 pub mod model;
 pub mod mt19937;
+mod panics;
 pub mod report;
 pub mod sweep;
 pub mod train;

@@ -4,6 +4,8 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
 
 /// A Burn backend, chosen at run time among those compiled in by cargo features.
@@ -77,27 +79,53 @@ pub fn main_with<A: Parser>(run: impl FnOnce(&A) -> anyhow::Result<()>) -> ExitC
     }
 }
 
-/// Calls `$run::<Autodiff<B>>($args, &Default::default())` for the backend `$backend` names, or
-/// returns the not-compiled-in error.
+/// Checks that backend `B` runs here (`grokking::device::check`), then calls `run` on its default
+/// device: a GPU backend without its driver is one error line, before any output is written.
+pub fn on_device<B: AutodiffBackend, A>(
+    backend: Backend,
+    args: &A,
+    run: impl FnOnce(&A, &B::Device) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let device = Default::default();
+    grokking::device::check::<B>(&device)
+        .with_context(|| format!("--backend {}", backend.name()))?;
+    run(args, &device)
+}
+
+/// Calls `$run::<Autodiff<B>>($args, &device)` through [`on_device`] for the backend `$backend`
+/// names, or returns the not-compiled-in error.
 #[macro_export]
 macro_rules! on_backend {
     ($backend:expr, $run:ident, $args:expr) => {{
         use burn::backend::Autodiff;
         #[allow(unused_imports)]
-        use $crate::shared::Backend;
+        use $crate::shared::{on_device, Backend};
         match $backend {
             #[cfg(feature = "ndarray")]
             Backend::Ndarray => {
-                $run::<Autodiff<burn::backend::NdArray>>($args, &Default::default())
+                type B = Autodiff<burn::backend::NdArray>;
+                on_device::<B, _>($backend, $args, $run::<B>)
             }
             #[cfg(feature = "flex")]
-            Backend::Flex => $run::<Autodiff<burn::backend::Flex>>($args, &Default::default()),
+            Backend::Flex => {
+                type B = Autodiff<burn::backend::Flex>;
+                on_device::<B, _>($backend, $args, $run::<B>)
+            }
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => $run::<Autodiff<burn::backend::Wgpu>>($args, &Default::default()),
+            Backend::Wgpu => {
+                type B = Autodiff<burn::backend::Wgpu>;
+                on_device::<B, _>($backend, $args, $run::<B>)
+            }
             #[cfg(feature = "vulkan")]
-            Backend::Vulkan => $run::<Autodiff<burn::backend::Vulkan>>($args, &Default::default()),
+            Backend::Vulkan => {
+                type B = Autodiff<burn::backend::Vulkan>;
+                on_device::<B, _>($backend, $args, $run::<B>)
+            }
             #[cfg(feature = "cuda")]
-            Backend::Cuda => $run::<Autodiff<burn::backend::Cuda>>($args, &Default::default()),
+            Backend::Cuda => {
+                type B = Autodiff<burn::backend::Cuda>;
+                on_device::<B, _>($backend, $args, $run::<B>)
+            }
             #[allow(unreachable_patterns)]
             other => Err(other.not_compiled()),
         }

@@ -97,18 +97,6 @@ pub fn load_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     }
 }
 
-/// Runs a third-party reader that can panic on malformed input (burn-store's pickle reader,
-/// Burn's record loader): a panic becomes `None` and its message is not printed, so the caller
-/// reports one clean error instead. The panic hook is swapped for the duration of the call, so a
-/// panic in another thread at that moment would also go unprinted.
-pub(crate) fn without_panics<T>(read: impl FnOnce() -> T) -> Option<T> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
-    std::panic::set_hook(hook);
-    result.ok()
-}
-
 /// Writes `bytes` to `path` atomically: into a temporary file in the same directory, flushed to
 /// disk, then renamed over `path`.
 ///

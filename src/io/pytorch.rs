@@ -12,7 +12,8 @@ use std::path::Path;
 use burn::tensor::DType;
 use burn_store::pytorch::PytorchReader;
 
-use super::{weights_from_state_dict, without_panics, NamedTensors};
+use super::{weights_from_state_dict, NamedTensors};
+use crate::panics::catch_panics;
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
@@ -34,7 +35,7 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
         reason,
     };
     // The reader parses untrusted pickles; a panic inside it must not take the program down.
-    let read = without_panics(|| -> Result<NamedTensors> {
+    let read = catch_panics(|| -> Result<NamedTensors> {
         let reader = PytorchReader::new(path)
             .map_err(|e| format(format!("not a readable PyTorch file: {e}")))?;
         let mut tensors = NamedTensors::new();
@@ -74,7 +75,7 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
         }
         Ok(tensors)
     })
-    .unwrap_or_else(|| Err(format("malformed PyTorch file (the reader failed)".into())))?;
+    .unwrap_or_else(|_| Err(format("malformed PyTorch file (the reader failed)".into())))?;
     weights_from_state_dict(read, path)
 }
 

@@ -93,7 +93,7 @@ pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
         use burn::record::{NamedMpkBytesRecorder, Recorder};
         let device = Default::default();
         // Burn checks neither a record's parameter ids nor that its data fill its shapes: both
-        // panic (found by fuzzing), so loading and reading out run under `without_panics`.
+        // panic (found by fuzzing), so loading and reading out run under `catch_panics`.
         type Shaped = (Vec<usize>, Vec<f32>);
         let read = || -> Result<(Shaped, Shaped)> {
             let record = NamedMpkBytesRecorder::<FullPrecisionSettings>::new()
@@ -117,8 +117,8 @@ pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
                 host(record.fc2.weight.val())?,
             ))
         };
-        let ((d1, w1), (d2, w2)) =
-            super::without_panics(read).ok_or_else(|| format("malformed Burn record".into()))??;
+        let ((d1, w1), (d2, w2)) = crate::panics::catch_panics(read)
+            .map_err(|_| format("malformed Burn record".into()))??;
         MlpWeights::from_pytorch_shapes(
             &[d1[1], d1[0]],
             transpose(&w1, d1[0], d1[1]),
