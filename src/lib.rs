@@ -5,14 +5,16 @@
 //! Addition in MLPs", 2023) as a library.
 //!
 //! - [`ModularDataset`]: all p² pairs `(a, b)` labelled `(a + b) mod p`, split by a seeded,
-//!   NumPy-compatible shuffle.
+//!   NumPy-compatible shuffle; [`MlpConfig::init_weights`] draws PyTorch's initial weights for a
+//!   seed ([`mt19937`]), so a seed starts where the notebook's run with that seed started.
 //! - [`Mlp`]: `fc1: 2p -> d_hidden`, ReLU, `fc2: d_hidden -> p`, no biases; weights to and from
 //!   the host in PyTorch's orientation as [`MlpWeights`].
-//! - [`train`] / [`Trainer`]: AdamW with the notebook's defaults ([`TrainingConfig`]), metrics per
+//! - [`train()`] / [`Trainer`]: AdamW with the notebook's defaults ([`TrainingConfig`]), metrics per
 //!   epoch, an observer to log or stop.
 //! - [`fourier`]: one cosine per weight vector by FFT; [`analysis`]: replacing neurons by their
 //!   cosines, accuracies on the host.
 //! - [`io`]: atomic writes, safetensors, Burn records.
+//! - [`device::check`]: whether a backend can run on this machine, as an error instead of a panic.
 //!
 //! # Quick start
 //! ```

@@ -1,4 +1,4 @@
-//! Analyses of a trained network, on host copies of its weights ([`MlpWeights`](crate::MlpWeights)),
+//! Analyses of a trained network, on host copies of its weights ([`crate::MlpWeights`]),
 //! so they run and test without a device. Each returns data; [`report`](crate::report) draws it.
 //!
 //! Crates: k-means from `linfa-clustering`, t-SNE from `linfa-tsne` (Barnes-Hut, `bhtsne`), both

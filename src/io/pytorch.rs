@@ -24,7 +24,7 @@ use crate::{
 /// # Errors
 /// [`Error::Io`] if the file cannot be opened; [`Error::Format`] if it is not a PyTorch file, a
 /// tensor cannot be read or is not a float tensor, or the keys and shapes do not describe an MLP
-/// (see [`weights_from_state_dict`](super::weights_from_state_dict)).
+/// (see `io::weights_from_state_dict`).
 pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     let path = path.as_ref();
     // Reading first gives a precise I/O error (missing file, permission) instead of a parse

@@ -1,4 +1,4 @@
-//! The HTML report: every analysis of [`analysis`](crate::analysis), drawn.
+//! The HTML report: every analysis of [`crate::analysis`], drawn.
 //!
 //! [`analyze`] runs the analyses and returns their numbers ([`Analysis`], serialisable);
 //! [`write_report`] also draws them into `figures/*.svg` and writes `report.html` (one page,

@@ -1,22 +1,4 @@
-//! K independent networks of one shape trained as one batched program, on any backend.
-//!
-//! The weights of all members are stacked, `fc1 [K, 2p, h]` and `fc2 [K, h, p]` (Burn's layout per
-//! member), and one step does for every member at once what [`Trainer`](super::Trainer)'s generic
-//! engine does for one: fc1 applied to the batch's one-hot rows (built on the device from the
-//! indices) as a batched matrix product, ReLU, a second batched product, softmax cross-entropy
-//! (mean over each member's batch), autodiff, and
-//! AdamW with each member's own learning rate and weight decay (`[K, 1, 1]` tensors). Each member
-//! has its own seed, so its own initial weights, data split and batch order. Losses of different
-//! members share no parameter, so the gradient of their sum is each member's own gradient: member
-//! `k`'s history equals training it alone, to float rounding (`tests/sweep.rs`).
-//!
-//! Metrics stay on the device through an epoch and are read once per epoch for all members.
-//! On a GPU this is what fills the card: one launch sequence per step for K models.
-//!
-//! fc1 is a one-hot product here, not a gather as in the single model: the gradient of a gather
-//! is a scatter-add into the stacked rows, which Burn 0.21's wgpu backend ran in 25 ms a step at
-//! K = 256 on an H100; a batched matrix product is what GPUs do fastest. Both give the same
-//! forward values exactly (adding zeros is exact) and gradients to float rounding.
+//! K independent networks of one shape trained as one batched program: [`Ensemble`].
 
 use std::time::{Duration, Instant};
 
@@ -151,8 +133,25 @@ struct Moments<B: Backend> {
 }
 
 /// K networks of one shape (same p, width, train fraction, batch size and epochs), each with its
-/// own seed, learning rate and weight decay, trained as one batched program. See the
-/// [module docs](self).
+/// own seed, learning rate and weight decay, trained as one batched program.
+///
+/// The weights of all members are stacked, `fc1 [K, 2p, h]` and `fc2 [K, h, p]` (Burn's layout per
+/// member), and one step does for every member at once what [`Trainer`](super::Trainer)'s generic
+/// engine does for one: fc1 applied to the batch's one-hot rows (built on the device from the
+/// indices) as a batched matrix product, ReLU, a second batched product, softmax cross-entropy
+/// (mean over each member's batch), autodiff, and
+/// AdamW with each member's own learning rate and weight decay (`[K, 1, 1]` tensors). Each member
+/// has its own seed, so its own initial weights, data split and batch order. Losses of different
+/// members share no parameter, so the gradient of their sum is each member's own gradient: member
+/// `k`'s history equals training it alone, to float rounding (`tests/sweep.rs`).
+///
+/// Metrics stay on the device through an epoch and are read once per epoch for all members.
+/// On a GPU this is what fills the card: one launch sequence per step for K models.
+///
+/// fc1 is a one-hot product here, not a gather as in the single model: the gradient of a gather
+/// is a scatter-add into the stacked rows, which Burn 0.21's wgpu backend ran in 25 ms a step at
+/// K = 256 on an H100; a batched matrix product is what GPUs do fastest. Both give the same
+/// forward values exactly (adding zeros is exact) and gradients to float rounding.
 pub struct Ensemble<B: AutodiffBackend> {
     configs: Vec<TrainingConfig>,
     data: Vec<ModularDataset>,

@@ -1,25 +1,4 @@
-//! The fused CPU training engine: the whole AdamW step of the notebook's network in plain `f32`
-//! on the host, without Burn's per-operation overhead.
-//!
-//! One step over a batch of `n` rows with inputs `(a, p + b)` and labels `y`:
-//! - `pre[i] = W1[a_i] + W1[p + b_i]` (fc1 as a gather of two rows), `post = relu(pre)`,
-//!   `logits = post · W2` (one small GEMM);
-//! - softmax cross-entropy, its mean over the batch, argmax (first maximum) for accuracy;
-//! - `dlogits = (softmax - onehot(y)) / n`, `dW2 = postᵀ · dlogits`, `dpost = dlogits · W2ᵀ`
-//!   (two GEMMs), `dpre = dpost ⊙ [pre > 0]`, `dW1` by scatter-adding `dpre[i]` into rows
-//!   `a_i` and `p + b_i` in row order;
-//! - AdamW exactly as Burn's `AdamW` does it (and PyTorch's `torch.optim.AdamW`):
-//!   `w ← w·(1 - lr·wd) - lr · m̂ / (√v̂ + ε)` with bias-corrected moments, β = (0.9, 0.999).
-//!
-//! It computes the same function as the generic path ([`super::Trainer`] with
-//! [`Engine::Generic`](super::Engine::Generic)) up to float rounding; `tests/training.rs` checks it.
-//! It is single-threaded and every reduction has a fixed order, so a run is bit-reproducible.
-//!
-//! # Layout
-//! Internally the weights are kept in Burn's [`Linear`](burn::nn::Linear) layout, fc1 `[2p, d_hidden]`
-//! (so a gathered row is contiguous) and fc2 `[d_hidden, p]`. Everything that leaves the engine
-//! ([`FusedEngine::weights`], [`FusedEngine::adam_state`]) is in PyTorch's orientation, like
-//! [`MlpWeights`].
+//! The fused CPU training engine: [`FusedEngine`].
 
 use crate::{
     data::{ModularDataset, Split},
@@ -85,8 +64,29 @@ impl Rows {
     }
 }
 
-/// The fused training engine: weights, AdamW moments and scratch buffers on the host.
-/// See the [module docs](self).
+/// The fused CPU training engine: weights, AdamW moments and scratch buffers on the host, and the
+/// whole AdamW step of the notebook's network in plain `f32`, without Burn's per-operation
+/// overhead.
+///
+/// One step over a batch of `n` rows with inputs `(a, p + b)` and labels `y`:
+/// - `pre[i] = W1[a_i] + W1[p + b_i]` (fc1 as a gather of two rows), `post = relu(pre)`,
+///   `logits = post · W2` (one small GEMM);
+/// - softmax cross-entropy, its mean over the batch, argmax (first maximum) for accuracy;
+/// - `dlogits = (softmax - onehot(y)) / n`, `dW2 = postᵀ · dlogits`, `dpost = dlogits · W2ᵀ`
+///   (two GEMMs), `dpre = dpost ⊙ [pre > 0]`, `dW1` by scatter-adding `dpre[i]` into rows
+///   `a_i` and `p + b_i` in row order;
+/// - AdamW exactly as Burn's `AdamW` does it (and PyTorch's `torch.optim.AdamW`):
+///   `w ← w·(1 - lr·wd) - lr · m̂ / (√v̂ + ε)` with bias-corrected moments, β = (0.9, 0.999).
+///
+/// It computes the same function as the generic path ([`super::Trainer`] with
+/// [`Engine::Generic`](super::Engine::Generic)) up to float rounding; `tests/training.rs` checks it.
+/// It is single-threaded and every reduction has a fixed order, so a run is bit-reproducible.
+///
+/// # Layout
+/// Internally the weights are kept in Burn's [`Linear`](burn::nn::Linear) layout, fc1 `[2p, d_hidden]`
+/// (so a gathered row is contiguous) and fc2 `[d_hidden, p]`. Everything that leaves the engine
+/// ([`FusedEngine::weights`], [`FusedEngine::adam_state`]) is in PyTorch's orientation, like
+/// [`MlpWeights`].
 #[derive(Debug, Clone)]
 pub struct FusedEngine {
     p: usize,
