@@ -41,25 +41,45 @@ fn swept_axes(grid: &Grid) -> Vec<Axis> {
     axes.into_iter().filter(|a| a.values.len() > 1).collect()
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+///
+/// # Panics
+/// If `values` is empty.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
 /// Median of the grokking epochs in a cell, counting a model that never grokked as grokking
 /// after its last epoch (so a cell where most never grok shows the run length).
 fn median_grok(cell: &[&ModelResult]) -> f64 {
-    let mut epochs: Vec<f64> = cell
-        .iter()
-        .map(|r| r.grok_epoch.map_or(r.epochs as f64, |e| e as f64))
-        .collect();
-    epochs.sort_by(f64::total_cmp);
-    let n = epochs.len();
-    if n % 2 == 1 {
-        epochs[n / 2]
-    } else {
-        (epochs[n / 2 - 1] + epochs[n / 2]) / 2.0
-    }
+    median(
+        cell.iter()
+            .map(|r| r.grok_epoch.map_or(r.epochs as f64, |e| e as f64))
+            .collect(),
+    )
+}
+
+/// The two lines written in a cell: the median grokking epoch with how many of its models
+/// grokked, and the median final validation accuracy (which tells apart the cells that never
+/// grok: memorised, partly generalised, or nearly there).
+fn cell_labels(cell: &[&ModelResult]) -> [String; 2] {
+    let grokked = cell.iter().filter(|m| m.grok_epoch.is_some()).count();
+    let val_acc = median(cell.iter().map(|m| m.val_acc).collect());
+    [
+        format!("{:.0} ({grokked}/{})", median_grok(cell), cell.len()),
+        format!("val {val_acc:.3}"),
+    ]
 }
 
 /// The phase diagram: median grokking epoch (over seeds and any further swept values) in each
 /// cell of the first two swept hyperparameters (one row if only one is swept), with the number
-/// of models that grokked. `None` when no hyperparameter but the seed is swept or nothing ran.
+/// of models that grokked and their median final validation accuracy. `None` when no hyperparameter but the seed is swept or nothing ran.
 pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String> {
     let mut axes = swept_axes(grid).into_iter();
     let x = axes.next()?;
@@ -130,13 +150,15 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
                 [(c, r), (c + 1.0, r + 1.0)],
                 sequential(median / top).filled(),
             )))?;
-            let grokked = cell.iter().filter(|m| m.grok_epoch.is_some()).count();
-            let text = format!("{median:.0} ({grokked}/{})", cell.len());
-            chart.draw_series(std::iter::once(Text::new(
-                text,
-                (c + 0.15, r + 0.55),
-                ("sans-serif", 14).into_font().color(&BLACK),
-            )))?;
+            // Light text on the dark end of the colour scale.
+            let ink = if median / top < 0.45 { WHITE } else { BLACK };
+            for (line, text) in cell_labels(cell).into_iter().enumerate() {
+                chart.draw_series(std::iter::once(Text::new(
+                    text,
+                    (c + 0.15, r + 0.35 + 0.3 * line as f64),
+                    ("sans-serif", 14).into_font().color(&ink),
+                )))?;
+            }
         }
         root.present()?;
         Ok(())
@@ -193,4 +215,41 @@ pub fn grok_epoch_distribution_svg(results: &[ModelResult]) -> Option<String> {
         Ok(())
     })();
     drawn.ok().map(|_| svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(grok_epoch: Option<usize>, val_acc: f64) -> ModelResult {
+        ModelResult {
+            index: 0,
+            seed: 1,
+            p: 7,
+            hidden: 4,
+            train_fraction: 0.5,
+            weight_decay: 1.0,
+            lr: 1e-3,
+            epochs: 300,
+            grok_epoch,
+            train_loss: 0.0,
+            val_loss: 0.0,
+            train_acc: 1.0,
+            val_acc,
+            steady_epoch_seconds: None,
+        }
+    }
+
+    #[test]
+    fn a_cell_shows_median_grok_epoch_count_and_median_val_acc() {
+        let (a, b, c) = (
+            result(Some(40), 0.996),
+            result(None, 0.4),
+            result(Some(100), 0.991),
+        );
+        // Epochs 40, 100 and 300 (never grokked: the run length); accuracies 0.4, 0.991, 0.996.
+        assert_eq!(cell_labels(&[&a, &b, &c]), ["100 (2/3)", "val 0.991"]);
+        // An even count takes the mean of the middle two.
+        assert_eq!(cell_labels(&[&a, &b]), ["170 (1/2)", "val 0.698"]);
+    }
 }
