@@ -13,10 +13,10 @@ use burn::tensor::DType;
 use burn_store::pytorch::PytorchReader;
 
 use super::{weights_from_state_dict, NamedTensors};
-use crate::panics::catch_panics;
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
+    panics::catch_panics,
 };
 
 /// Reads the weights of a `.pth` state dict; `p` and `d_hidden` come from the shapes.

@@ -65,21 +65,22 @@ fn median_grok(cell: &[&ModelResult]) -> f64 {
     )
 }
 
-/// The two lines written in a cell: the median grokking epoch with how many of its models
-/// grokked, and the median final validation accuracy (which tells apart the cells that never
-/// grok: memorised, partly generalised, or nearly there).
-fn cell_labels(cell: &[&ModelResult]) -> [String; 2] {
+/// The two lines written in a cell: its median grokking epoch (`median_grok(cell)`, which also
+/// colours it) with how many of its models grokked, and the median final validation accuracy
+/// (which tells apart the cells that never grok: memorised, partly generalised, or nearly there).
+fn cell_labels(cell: &[&ModelResult], median_grok: f64) -> [String; 2] {
     let grokked = cell.iter().filter(|m| m.grok_epoch.is_some()).count();
     let val_acc = median(cell.iter().map(|m| m.val_acc).collect());
     [
-        format!("{:.0} ({grokked}/{})", median_grok(cell), cell.len()),
+        format!("{median_grok:.0} ({grokked}/{})", cell.len()),
         format!("val {val_acc:.3}"),
     ]
 }
 
 /// The phase diagram: median grokking epoch (over seeds and any further swept values) in each
 /// cell of the first two swept hyperparameters (one row if only one is swept), with the number
-/// of models that grokked and their median final validation accuracy. `None` when no hyperparameter but the seed is swept or nothing ran.
+/// of models that grokked and their median final validation accuracy. `None` when no
+/// hyperparameter but the seed is swept or nothing ran.
 pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String> {
     let mut axes = swept_axes(grid).into_iter();
     let x = axes.next()?;
@@ -152,7 +153,7 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
             )))?;
             // Light text on the dark end of the colour scale.
             let ink = if median / top < 0.45 { WHITE } else { BLACK };
-            for (line, text) in cell_labels(cell).into_iter().enumerate() {
+            for (line, text) in cell_labels(cell, *median).into_iter().enumerate() {
                 chart.draw_series(std::iter::once(Text::new(
                     text,
                     (c + 0.15, r + 0.35 + 0.3 * line as f64),
@@ -248,8 +249,16 @@ mod tests {
             result(Some(100), 0.991),
         );
         // Epochs 40, 100 and 300 (never grokked: the run length); accuracies 0.4, 0.991, 0.996.
-        assert_eq!(cell_labels(&[&a, &b, &c]), ["100 (2/3)", "val 0.991"]);
+        let cell = [&a, &b, &c];
+        assert_eq!(
+            cell_labels(&cell, median_grok(&cell)),
+            ["100 (2/3)", "val 0.991"]
+        );
         // An even count takes the mean of the middle two.
-        assert_eq!(cell_labels(&[&a, &b]), ["170 (1/2)", "val 0.698"]);
+        let cell = [&a, &b];
+        assert_eq!(
+            cell_labels(&cell, median_grok(&cell)),
+            ["170 (1/2)", "val 0.698"]
+        );
     }
 }
