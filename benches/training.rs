@@ -11,13 +11,13 @@ use std::hint::black_box;
 use burn::{
     backend::Autodiff,
     module::AutodiffModule,
-    tensor::backend::{AutodiffBackend, Backend},
+    tensor::backend::Backend,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 use grokking::{
     data::Split,
     fourier,
-    train::{Engine, Trainer, TrainingConfig},
+    train::{Engine, TrainBackend, Trainer, TrainingConfig},
 };
 
 /// The notebook's configuration with the given engine.
@@ -26,7 +26,7 @@ fn config(engine: Engine) -> TrainingConfig {
 }
 
 /// Benchmarks of one backend, `B` with autodiff; `engines` lists the engines to time.
-fn backend<B: AutodiffBackend>(c: &mut Criterion, name: &str, engines: &[Engine]) {
+fn backend<B: TrainBackend>(c: &mut Criterion, name: &str, engines: &[Engine]) {
     let device = B::Device::default();
     let sync = |device: &B::Device| B::sync(device).expect("device synchronises");
     let mut group = c.benchmark_group(name);
@@ -82,7 +82,7 @@ fn fits(c: &mut Criterion) {
 
 fn backends(c: &mut Criterion) {
     let cpu = [Engine::Fused, Engine::Generic];
-    let gpu = [Engine::Generic];
+    let gpu = [Engine::Fused, Engine::Generic];
     #[cfg(feature = "flex")]
     backend::<Autodiff<burn::backend::Flex>>(c, "flex", &cpu);
     #[cfg(feature = "ndarray")]

@@ -9,20 +9,19 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use burn::tensor::backend::AutodiffBackend;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use grokking::{
     analysis,
     io::{
         checkpoint,
         run_folder::{RunFolder, Summary},
     },
-    Engine, MlpConfig, Trainer, TrainingConfig,
+    Engine, MlpConfig, TrainBackend, Trainer, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod shared;
-use shared::Backend;
+use shared::{Backend, EngineArg};
 
 /// Train a one-hidden-layer MLP on (a + b) mod p, as the origin notebook does, and analyse it.
 #[derive(Parser, Debug)]
@@ -64,8 +63,9 @@ struct Args {
     /// Skip the analysis report (report.html, analysis.json, figures/).
     #[arg(long)]
     no_report: bool,
-    /// How each step is computed: `fused` (hand-fused host step, CPU backends), `generic`
-    /// (Burn's tensor ops and autodiff on the backend), or `auto` (fused on CPU backends).
+    /// How each step is computed: `fused` (the backend's own implementation: host code on CPU
+    /// backends, CubeCL kernels on GPU ones), `generic` (the reference: Burn's tensor ops and
+    /// autodiff on the backend), or `auto` (fused). With --resume, the engine to go on with.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     engine: EngineArg,
     /// Write a training checkpoint (`checkpoint.safetensors`: weights, AdamW state, history)
@@ -78,28 +78,11 @@ struct Args {
     resume: Option<PathBuf>,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum EngineArg {
-    Auto,
-    Generic,
-    Fused,
-}
-
-impl From<EngineArg> for Engine {
-    fn from(engine: EngineArg) -> Self {
-        match engine {
-            EngineArg::Auto => Engine::Auto,
-            EngineArg::Generic => Engine::Generic,
-            EngineArg::Fused => Engine::Fused,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     shared::main_with(|args: &Args| on_backend!(args.backend, run, args))
 }
 
-fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
+fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let config = TrainingConfig::new()
         .with_model(MlpConfig::new().with_p(args.p).with_d_hidden(args.hidden))
         .with_train_fraction(args.train_fraction)
@@ -109,7 +92,7 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
         .with_weight_decay(args.weight_decay)
         .with_seed(args.seed)
         // config.json records the engine that ran, not `Auto`.
-        .with_engine(Engine::from(args.engine).resolve::<B>());
+        .with_engine(Engine::from(args.engine).resolve());
     let (folder, trainer) = match &args.resume {
         Some(dir) => {
             if dir.join("summary.json").exists() {
@@ -118,8 +101,10 @@ fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()
                     dir.display()
                 );
             }
-            let state = checkpoint::load_state(dir.join(checkpoint::FILE_NAME))
+            let mut state = checkpoint::load_state(dir.join(checkpoint::FILE_NAME))
                 .context("reading the checkpoint to resume from")?;
+            // The run goes on with the backend and engine named now, whatever it started on.
+            state.config.engine = config.engine;
             println!("resuming {} after epoch {}", dir.display(), state.epoch());
             let folder = RunFolder::create(dir, false)?;
             (folder, Trainer::<B>::from_state(state, device)?)

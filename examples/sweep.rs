@@ -13,16 +13,15 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
-use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use grokking::{
     sweep::{self, Grid, Shard, SweepFile, SweepMode},
-    MlpConfig, TrainingConfig,
+    Engine, MlpConfig, TrainBackend, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod shared;
-use shared::Backend;
+use shared::{Backend, EngineArg};
 
 /// Train a grid of grokking models and summarise when each one generalises.
 #[derive(Parser, Debug)]
@@ -55,6 +54,11 @@ struct Args {
     /// Rows per optimiser step.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// How each step is computed: `fused` (the backend's own implementation: host code on CPU
+    /// backends, CubeCL kernels on GPU ones), `generic` (the reference: Burn's tensor ops and
+    /// autodiff), or `auto` (fused).
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    engine: EngineArg,
     /// Train the models one after another (each alone, its usual engine) instead of batched.
     #[arg(long)]
     sequential: bool,
@@ -124,12 +128,13 @@ fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
     Ok(seeds)
 }
 
-fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
+fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let grid = Grid {
         base: TrainingConfig::new()
             .with_model(MlpConfig::new().with_p(args.p))
             .with_epochs(args.epochs)
-            .with_batch_size(args.batch_size),
+            .with_batch_size(args.batch_size)
+            .with_engine(Engine::from(args.engine).resolve()),
         seeds: parse_seeds(&args.seeds)?,
         weight_decays: args.weight_decay.clone(),
         lrs: args.lr.clone(),

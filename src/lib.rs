@@ -10,7 +10,10 @@
 //! - [`Mlp`]: `fc1: 2p -> d_hidden`, ReLU, `fc2: d_hidden -> p`, no biases; weights to and from
 //!   the host in PyTorch's orientation as [`MlpWeights`].
 //! - [`train()`] / [`Trainer`]: AdamW with the notebook's defaults ([`TrainingConfig`]), metrics per
-//!   epoch, an observer to log or stop.
+//!   epoch, an observer to log or stop; [`train::Ensemble`]: K networks as one program.
+//! - [`step`]: the training step and evaluation of K stacked networks as one backend operation
+//!   ([`StepBackend`]): host code on the CPU backends, CubeCL kernels on the GPU ones, Burn's
+//!   tensor operations and autodiff as the reference.
 //! - [`fourier`]: one cosine per weight vector by FFT; [`analysis`]: replacing neurons by their
 //!   cosines, accuracies on the host.
 //! - [`io`]: atomic writes, safetensors, Burn records.
@@ -41,7 +44,7 @@
 //! ```
 //!
 //! # Backends
-//! Library code is generic over `B: Backend` (`B: AutodiffBackend` for training). Cargo features
+//! Library code is generic over `B: Backend` ([`TrainBackend`] for training). Cargo features
 //! pick what is compiled: `ndarray` and `flex` (CPU, default), `wgpu`, `vulkan`, `cuda`.
 #![warn(missing_docs)]
 
@@ -55,6 +58,7 @@ pub mod model;
 pub mod mt19937;
 mod panics;
 pub mod report;
+pub mod step;
 pub mod sweep;
 pub mod train;
 
@@ -62,7 +66,8 @@ pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
 pub use train::checkpoint::TrainerState;
+pub use step::{AdamState, StepBackend};
 pub use train::{
-    train, AdamState, Control, Engine, EpochMetrics, EpochObserver, FusedEngine, History, Trained,
-    Trainer, TrainingConfig,
+    train, Control, Engine, EpochMetrics, EpochObserver, History, TrainBackend, Trained, Trainer,
+    TrainingConfig,
 };

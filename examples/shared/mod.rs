@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
+use grokking::{Engine, TrainBackend};
 
 /// A Burn backend, chosen at run time among those compiled in by cargo features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,6 +54,29 @@ impl Backend {
     }
 }
 
+/// How each training step is computed (`--engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum EngineArg {
+    /// The backend's own implementation (`fused`).
+    #[default]
+    Auto,
+    /// The reference: Burn's tensor operations and autodiff on the backend.
+    Generic,
+    /// The backend's own implementation of the step: host code on ndarray and flex, CubeCL
+    /// kernels on wgpu, vulkan and cuda.
+    Fused,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(engine: EngineArg) -> Self {
+        match engine {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Generic => Engine::Generic,
+            EngineArg::Fused => Engine::Fused,
+        }
+    }
+}
+
 /// Parses the arguments and runs `run`: `--help`/`--version` print and succeed, a bad argument
 /// is its first line on stderr and exit code 2, an error from `run` is one `error: ...` line and
 /// exit code 1.
@@ -81,7 +104,7 @@ pub fn main_with<A: Parser>(run: impl FnOnce(&A) -> anyhow::Result<()>) -> ExitC
 
 /// Checks that backend `B` runs here (`grokking::device::check`), then calls `run` on its default
 /// device: a GPU backend without its driver is one error line, before any output is written.
-pub fn on_device<B: AutodiffBackend, A>(
+pub fn on_device<B: TrainBackend, A>(
     backend: Backend,
     args: &A,
     run: impl FnOnce(&A, &B::Device) -> anyhow::Result<()>,

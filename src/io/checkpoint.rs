@@ -23,7 +23,8 @@ use super::write_atomic;
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
-    train::{checkpoint::TrainerState, AdamState, History, TrainingConfig},
+    step::AdamState,
+    train::{checkpoint::TrainerState, History, TrainingConfig},
 };
 
 /// The value of the `format` metadata key.

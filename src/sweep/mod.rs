@@ -23,7 +23,6 @@ mod plot;
 
 use std::{collections::HashMap, str::FromStr, time::Instant};
 
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 pub use files::{merge_sweeps, read_sweep, write_sweep, SweepFile};
@@ -31,7 +30,10 @@ pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 
 use crate::{
     error::{Error, Result},
-    train::{shape_key, Control, Engine, Ensemble, EpochMetrics, History, Trainer, TrainingConfig},
+    train::{
+        shape_key, Control, Engine, Ensemble, EpochMetrics, History, TrainBackend, Trainer,
+        TrainingConfig,
+    },
 };
 
 /// A grid of hyperparameters around a base configuration: every combination of the listed
@@ -268,7 +270,7 @@ pub fn batches(points: &[GridPoint], max_batch: usize) -> Vec<Vec<GridPoint>> {
 
 /// The CPU form of a batch: each model on its own fused engine (the same computation as training
 /// it alone, bit for bit), the models spread over all cores, progress reported from this thread.
-fn train_fused_in_parallel<B: AutodiffBackend>(
+fn train_fused_in_parallel<B: TrainBackend>(
     batch: &[GridPoint],
     device: &B::Device,
     on_epoch: &mut impl FnMut(usize),
@@ -315,7 +317,7 @@ fn train_fused_in_parallel<B: AutodiffBackend>(
 ///
 /// # Errors
 /// An invalid configuration.
-pub fn train_points<B: AutodiffBackend>(
+pub fn train_points<B: TrainBackend>(
     points: &[GridPoint],
     mode: SweepMode,
     max_batch: usize,
@@ -329,7 +331,8 @@ pub fn train_points<B: AutodiffBackend>(
             for batch in batches(points, max_batch) {
                 if batch
                     .iter()
-                    .all(|p| p.config.engine.resolve::<B>() == Engine::Fused)
+                    .all(|p| p.config.engine.resolve() == Engine::Fused)
+                    && crate::train::is_cpu_backend::<B>()
                 {
                     results.extend(train_fused_in_parallel::<B>(&batch, device, &mut on_epoch)?);
                     continue;

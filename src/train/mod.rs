@@ -3,14 +3,17 @@
 //! Each epoch walks the training rows in their shuffled order in batches of `batch_size` (the
 //! last batch may be shorter), as the notebook does, takes one AdamW step per batch, then
 //! evaluates the validation rows. Metrics are accumulated on the device and read once per epoch.
+//! The step itself is one operation of [`StepBackend`](crate::step::StepBackend); this module is
+//! the one loop around it, for one network ([`Trainer`]) or K of one shape ([`Ensemble`]).
 //!
 //! Differences from the notebook, each deliberate:
 //! - `train_loss` is the mean over training rows of the loss before each step (the notebook
 //!   divides the sum of batch means by `n_train / batch_size`, which weighs a short last batch
 //!   like a full one).
 //! - AdamW's epsilon is PyTorch's 1e-8, not Burn's default 1e-5.
-//! - Initial weights are drawn on the host from the seed (see [`MlpConfig::init`]), so a run is
-//!   reproducible on every backend; they do not equal PyTorch's draws for the same seed.
+//! - Initial weights are drawn on the host from the seed, as PyTorch draws them for the same
+//!   seed (see [`MlpConfig::init_weights`]), so a run starts where the notebook's does, on every
+//!   backend.
 //!
 //! # Example
 //! ```
@@ -28,29 +31,18 @@
 
 pub mod checkpoint;
 mod ensemble;
-mod fused;
 
-use std::{
-    any::TypeId,
-    cell::OnceCell,
-    ops::Range,
-    time::{Duration, Instant},
-};
+use std::{any::TypeId, cell::OnceCell};
 
 use burn::{
     config::Config,
-    module::AutodiffModule,
-    optim::{adaptor::OptimizerAdaptor, AdamW, GradientsParams, Optimizer},
-    tensor::{
-        activation::log_softmax, backend::AutodiffBackend, backend::Backend, ElementConversion,
-        Int, Tensor,
-    },
+    tensor::{activation::log_softmax, backend::Backend, ElementConversion, Int, Tensor},
 };
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::TrainerState;
-pub use ensemble::{shape_key, Ensemble};
-pub use fused::{AdamState, FusedEngine};
+pub(crate) use ensemble::Start;
+pub use ensemble::{shape_key, Ensemble, TrainBackend};
 
 use crate::{
     data::{train_rows_for, ModularDataset, SplitTensors},
@@ -88,40 +80,39 @@ pub struct TrainingConfig {
     /// Seed of the data split (NumPy-compatible) and of the initial weights.
     #[config(default = 1337)]
     pub seed: u64,
-    /// How each step is computed (default [`Engine::Auto`]: fused on CPU backends).
+    /// How each step is computed (default [`Engine::Auto`]: the backend's own implementation).
     #[config(default = "Engine::Auto")]
     pub engine: Engine,
 }
 
-/// How [`Trainer`] computes a training step. Both engines compute the same function up to float
-/// rounding, from the same initial weights and in the same batch order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which implementation of [`StepBackend`](crate::step::StepBackend) computes a training step.
+/// Both compute the same function up to float rounding, from the same initial weights and in the
+/// same batch order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Engine {
-    /// [`Engine::Fused`] when the backend is a CPU one (ndarray, flex), otherwise
-    /// [`Engine::Generic`].
+    /// [`Engine::Fused`].
     #[default]
     Auto,
-    /// Burn's generic tensor operations and autodiff on the chosen backend, AdamW from
-    /// `burn::optim`.
+    /// The reference: Burn's generic tensor operations and autodiff on the chosen backend.
     Generic,
-    /// The hand-fused host step of [`FusedEngine`]: gather, ReLU, GEMMs, softmax cross-entropy,
-    /// backward and AdamW in one pass of plain `f32` code, on the CPU whatever the backend.
+    /// The backend's own implementation: host code on ndarray and flex (gather, GEMMs,
+    /// softmax cross-entropy, backward and AdamW in one pass of plain `f32` code), CubeCL kernels
+    /// on wgpu, vulkan and cuda (six launches a step for all members).
     Fused,
 }
 
 impl Engine {
-    /// The engine this choice means for backend `B` (never [`Engine::Auto`]).
-    pub fn resolve<B: Backend>(self) -> Engine {
+    /// The engine this choice means (never [`Engine::Auto`]).
+    pub fn resolve(self) -> Engine {
         match self {
-            Engine::Auto if is_cpu_backend::<B>() => Engine::Fused,
-            Engine::Auto => Engine::Generic,
+            Engine::Auto => Engine::Fused,
             other => other,
         }
     }
 }
 
 /// Whether `B` (or the backend inside its autodiff wrapper) is one of the compiled CPU backends.
-fn is_cpu_backend<B: Backend>() -> bool {
+pub(crate) fn is_cpu_backend<B: Backend>() -> bool {
     #[allow(unused_mut)]
     let mut cpu: Vec<TypeId> = Vec::new();
     #[cfg(feature = "ndarray")]
@@ -262,156 +253,98 @@ pub struct Trained<B: Backend> {
     pub data: ModularDataset,
 }
 
-/// A training run in progress: the model, its optimiser, the data on the device and the history.
+/// A training run in progress: an [`Ensemble`] of one, with the API of a single network.
 ///
-/// The step runs on the engine [`TrainingConfig::engine`] resolves to (see [`Engine`]); the API is
-/// the same for both.
-pub struct Trainer<B: AutodiffBackend> {
-    config: TrainingConfig,
-    data: ModularDataset,
-    state: State<B>,
-    history: History,
-    elapsed: Duration,
+/// The step runs on the implementation [`TrainingConfig::engine`] resolves to (see [`Engine`]).
+pub struct Trainer<B: TrainBackend> {
+    ensemble: Ensemble<B>,
+    /// The weights as a Burn model, built on demand and dropped after each step.
+    model: OnceCell<Mlp<B>>,
 }
 
-enum State<B: AutodiffBackend> {
-    Generic {
-        model: Mlp<B>,
-        optim: OptimizerAdaptor<AdamW, Mlp<B>, B>,
-        train: SplitTensors<B>,
-        val: SplitTensors<B::InnerBackend>,
-    },
-    Fused {
-        engine: Box<FusedEngine>,
-        device: B::Device,
-        /// The engine's weights as a Burn model, built on demand and dropped after each epoch.
-        model: OnceCell<Mlp<B>>,
-    },
-}
-
-impl<B: AutodiffBackend> Trainer<B> {
-    /// Builds the data set, the initial model and the optimiser; uploads both splits to `device`.
+impl<B: TrainBackend> Trainer<B> {
+    /// Builds the data set, the initial weights and the optimiser state on `device`.
     ///
     /// # Errors
     /// Any invalid field of `config` (see [`TrainingConfig::validate`]).
     pub fn new(config: &TrainingConfig, device: &B::Device) -> error::Result<Self> {
-        config.validate()?;
-        Self::from_state(
-            TrainerState {
-                config: config.clone(),
-                weights: config.model.init_weights(config.seed),
-                adam: None,
-                history: History::default(),
-                elapsed_seconds: 0.0,
-            },
-            device,
-        )
+        Ok(Self::of(Ensemble::new(std::slice::from_ref(config), device)?))
+    }
+
+    fn of(ensemble: Ensemble<B>) -> Self {
+        Self {
+            ensemble,
+            model: OnceCell::new(),
+        }
     }
 
     /// The engine the steps run on ([`Engine::Generic`] or [`Engine::Fused`]).
     pub fn engine(&self) -> Engine {
-        match self.state {
-            State::Generic { .. } => Engine::Generic,
-            State::Fused { .. } => Engine::Fused,
-        }
+        self.ensemble.engine()
     }
 
     /// The configuration of this run.
     pub fn config(&self) -> &TrainingConfig {
-        &self.config
+        &self.ensemble.configs()[0]
     }
 
     /// The data set and split.
     pub fn data(&self) -> &ModularDataset {
-        &self.data
+        &self.ensemble.data()[0]
+    }
+
+    /// The weights as they are now, on the host (PyTorch's orientation).
+    pub fn weights(&self) -> crate::MlpWeights {
+        self.ensemble.weights().remove(0)
     }
 
     /// The model as it is now.
     pub fn model(&self) -> &Mlp<B> {
-        match &self.state {
-            State::Generic { model, .. } => model,
-            State::Fused {
-                engine,
-                device,
-                model,
-            } => model.get_or_init(|| Mlp::from_weights(&engine.weights(), device)),
-        }
+        self.model
+            .get_or_init(|| Mlp::from_weights(&self.weights(), self.ensemble.device()))
     }
 
     /// Metrics of the epochs run so far.
     pub fn history(&self) -> &History {
-        &self.history
+        &self.ensemble.histories()[0]
+    }
+
+    /// Sets the learning rate and weight decay for the steps that follow (a schedule); the
+    /// config records the new values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a value [`TrainingConfig::validate`] rejects.
+    pub fn set_lr(&mut self, lr: f64, weight_decay: f64) -> error::Result<()> {
+        let epsilon = self.config().adam_epsilon;
+        self.ensemble.set_hyper(0, lr, weight_decay, epsilon)
     }
 
     /// Takes one optimiser step on training batch `index` (rows `index·batch_size..` of the
     /// training split, as an epoch would) without touching the history; for benchmarks and
-    /// custom schedules. On a GPU the step is queued, not awaited: synchronise the device before
+    /// custom loops. On a GPU the step is queued, not awaited: synchronise the device before
     /// reading a clock.
     ///
     /// # Panics
     /// If `index` is not below the number of batches per epoch.
     pub fn step(&mut self, index: usize) {
-        let n_train = self.data.train_rows().len();
-        let begin = index * self.config.batch_size;
+        let n_train = self.data().train_rows().len();
+        let batch_size = self.config().batch_size;
+        let begin = index * batch_size;
         assert!(begin < n_train, "batch {index} is past the training split");
-        let rows = begin..(begin + self.config.batch_size).min(n_train);
-        match &mut self.state {
-            State::Generic {
-                model,
-                optim,
-                train,
-                ..
-            } => {
-                generic_step(&self.config, model, optim, train, rows);
-            }
-            State::Fused { engine, model, .. } => {
-                model.take();
-                engine.train_rows(rows);
-            }
-        }
+        self.model.take();
+        self.ensemble
+            .step(begin..(begin + batch_size).min(n_train));
     }
 
     /// Runs one epoch: a step per batch, then validation. Returns its metrics.
     pub fn run_epoch(&mut self) -> EpochMetrics {
-        let start = Instant::now();
-        let n_train = self.data.train_rows().len();
-        let (train_loss, train_acc, val_loss, val_acc) = match &mut self.state {
-            State::Generic {
-                model,
-                optim,
-                train,
-                val,
-            } => generic_epoch(&self.config, model, optim, train, val),
-            State::Fused { engine, model, .. } => {
-                model.take();
-                let t = engine.train_epoch();
-                let v = engine.evaluate_val();
-                let (nt, nv) = (engine.n_train() as f64, engine.n_val() as f64);
-                (
-                    t.loss_sum / nt,
-                    t.correct as f64 / nt,
-                    v.loss_sum / nv,
-                    v.correct as f64 / nv,
-                )
-            }
-        };
-        debug_assert!(n_train > 0);
-        self.elapsed += start.elapsed();
-        let metrics = EpochMetrics {
-            epoch: self.history.epochs.len(),
-            train_loss,
-            val_loss,
-            train_acc,
-            val_acc,
-            seconds: self.elapsed.as_secs_f64(),
-        };
-        self.history.epochs.push(metrics);
-        metrics
+        self.model.take();
+        self.ensemble.run_epoch()[0]
     }
 
     /// Runs the remaining epochs of the configuration, calling `observer` after each.
     pub fn run(mut self, mut observer: impl EpochObserver) -> Trained<B::InnerBackend> {
-        while self.history.epochs.len() < self.config.epochs {
+        while self.history().epochs.len() < self.config().epochs {
             let metrics = self.run_epoch();
             if observer.on_epoch(&metrics) == Control::Stop {
                 break;
@@ -422,72 +355,21 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// Ends training where it stands and hands back the model (without autodiff) and history.
     pub fn finish(self) -> Trained<B::InnerBackend> {
-        let model = match self.state {
-            State::Generic { model, .. } => model.valid(),
-            State::Fused { engine, device, .. } => Mlp::from_weights(&engine.weights(), &device),
-        };
+        let model = Mlp::from_weights(&self.weights(), self.ensemble.device());
+        let (mut data, mut histories) = self.ensemble.into_parts();
         Trained {
             model,
-            history: self.history,
-            data: self.data,
+            history: histories.remove(0),
+            data: data.remove(0),
         }
     }
-}
-
-/// One epoch on the generic engine: `(train_loss, train_acc, val_loss, val_acc)`.
-fn generic_epoch<B: AutodiffBackend>(
-    config: &TrainingConfig,
-    model: &mut Mlp<B>,
-    optim: &mut OptimizerAdaptor<AdamW, Mlp<B>, B>,
-    train: &SplitTensors<B>,
-    val: &SplitTensors<B::InnerBackend>,
-) -> (f64, f64, f64, f64) {
-    {
-        let n_train = train.labels.dims()[0];
-        let device = train.pairs.device();
-        let mut loss_sum = Tensor::<B::InnerBackend, 1>::zeros([1], &device);
-        let mut correct = Tensor::<B::InnerBackend, 1, Int>::zeros([1], &device);
-        for begin in (0..n_train).step_by(config.batch_size) {
-            let end = (begin + config.batch_size).min(n_train);
-            let (loss, right) = generic_step(config, model, optim, train, begin..end);
-            loss_sum = loss_sum + loss.mul_scalar((end - begin) as f64);
-            correct = correct + right;
-        }
-        let (val_loss, val_acc) = evaluate(&model.valid(), val);
-        (
-            scalar(loss_sum) / n_train as f64,
-            scalar(correct.float()) / n_train as f64,
-            val_loss,
-            val_acc,
-        )
-    }
-}
-
-/// One AdamW step of the generic engine on training rows `rows`: the batch's mean loss and its
-/// number of right predictions, both taken before the step and left on the device.
-fn generic_step<B: AutodiffBackend>(
-    config: &TrainingConfig,
-    model: &mut Mlp<B>,
-    optim: &mut OptimizerAdaptor<AdamW, Mlp<B>, B>,
-    train: &SplitTensors<B>,
-    rows: Range<usize>,
-) -> (Tensor<B::InnerBackend, 1>, Tensor<B::InnerBackend, 1, Int>) {
-    let pairs = train.pairs.clone().slice([rows.clone(), 0..2]); // [bs, 2]
-    let labels = train.labels.clone().slice(rows); // [bs]
-    let logits = model.forward_pairs(pairs); // [bs, p]
-    let loss = cross_entropy(logits.clone(), labels.clone());
-    let correct = count_correct(logits.inner(), labels.inner());
-    let mean_loss = loss.clone().inner();
-    let grads = GradientsParams::from_grads(loss.backward(), model);
-    *model = optim.step(config.lr, model.clone(), grads);
-    (mean_loss, correct)
 }
 
 /// Trains a network as `config` says, calling `observer` after each epoch.
 ///
 /// # Errors
 /// Any invalid field of `config` (see [`TrainingConfig::validate`]).
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: TrainBackend>(
     config: &TrainingConfig,
     device: &B::Device,
     observer: impl EpochObserver,
@@ -519,7 +401,7 @@ pub fn count_correct<B: Backend>(
     logits.argmax(1).reshape([n]).equal(labels).int().sum()
 }
 
-/// Mean loss and accuracy of `model` on a split.
+/// Mean loss and accuracy of `model` on a split (Burn's tensor operations, on any backend).
 pub fn evaluate<B: Backend>(model: &Mlp<B>, split: &SplitTensors<B>) -> (f64, f64) {
     let n = split.labels.dims()[0];
     let logits = model.forward_pairs(split.pairs.clone());

@@ -85,3 +85,60 @@ pub fn without_time(history: &grokking::History) -> Vec<[f64; 4]> {
         .map(|m| [m.train_loss, m.val_loss, m.train_acc, m.val_acc])
         .collect()
 }
+
+/// Trains `configs` as one ensemble on `A` (each config's engine) and as one ensemble on the
+/// reference implementation (`Engine::Generic` on [`CpuAutodiff`]) for `epochs` epochs, and
+/// asserts after every epoch: the same accuracies (the same rows right), losses within `1e-4`,
+/// weights within `weight_tol`.
+pub fn assert_matches_reference<A: grokking::TrainBackend>(
+    configs: &[grokking::TrainingConfig],
+    device: &A::Device,
+    epochs: usize,
+    weight_tol: f32,
+) {
+    use grokking::{train::Ensemble, Engine};
+    let reference: Vec<_> = configs
+        .iter()
+        .map(|c| c.clone().with_engine(Engine::Generic))
+        .collect();
+    let mut tested = Ensemble::<A>::new(configs, device).unwrap();
+    let mut expected = Ensemble::<CpuAutodiff>::new(&reference, &Default::default()).unwrap();
+    for epoch in 0..epochs {
+        let (got, want) = (tested.run_epoch(), expected.run_epoch());
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                (g.train_acc, g.val_acc),
+                (w.train_acc, w.val_acc),
+                "member {k} epoch {epoch}: {g:?} vs {w:?}"
+            );
+            for (x, y) in [(g.train_loss, w.train_loss), (g.val_loss, w.val_loss)] {
+                assert!(
+                    (x - y).abs() < 1e-4,
+                    "member {k} epoch {epoch}: {g:?} vs {w:?}"
+                );
+            }
+        }
+        for (k, (g, w)) in tested
+            .weights()
+            .iter()
+            .zip(&expected.weights())
+            .enumerate()
+        {
+            for (name, a, b) in [("fc1", g.fc1(), w.fc1()), ("fc2", g.fc2(), w.fc2())] {
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst <= weight_tol,
+                    "member {k} epoch {epoch} {name}: largest gap {worst:e}"
+                );
+            }
+        }
+    }
+    let (got, want) = (tested.adam(), expected.adam());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.step, w.step);
+    }
+}

@@ -1,0 +1,297 @@
+//! The training step and evaluation of K stacked networks as one backend operation:
+//! [`StepBackend`].
+//!
+//! This is Burn's backend-extension pattern (Burn 0.21's `examples/custom-cubecl-kernel`): a
+//! trait over [`Backend`] declares the operation, each backend family implements it with its own
+//! code, and everything above it ([`Ensemble`](crate::train::Ensemble),
+//! [`Trainer`](crate::train::Trainer), sweeps) stays generic. Three implementations:
+//!
+//! | backend | implementation | module |
+//! |---|---|---|
+//! | `Flex`, `NdArray` | host code: gathers, `gemm`, runtime-detected AVX2 loops | `host` |
+//! | `CubeBackend<R, f32, ..>` and `Fusion<CubeBackend<..>>` (wgpu, vulkan, cuda) | six `#[cube]` kernels a step for all K members | `cube` |
+//! | `Autodiff<B>`, any `B` | Burn's tensor operations and autodiff: the reference | `reference` |
+//!
+//! Every implementation computes, for each member `k` with its own training rows, the
+//! notebook's step on a batch of `n` rows with inputs `(a, p + b)` and labels `y`:
+//! - `pre = W1[a] + W1[p + b]` (fc1 as a gather, or a one-hot product: the same values),
+//!   `post = relu(pre)`, `logits = post · W2`;
+//! - softmax cross-entropy, averaged over the batch; argmax (first maximum) for accuracy;
+//! - its gradient, and AdamW as PyTorch's `torch.optim.AdamW` (and Burn's `AdamW`) does it:
+//!   `w ← w·(1 − lr·wd) − lr · m̂ / (√v̂ + ε)` with bias-corrected moments, β = (0.9, 0.999), and
+//!   each member's own lr, weight decay and ε ([`Hyper`]).
+//!
+//! The loss and accuracy sums of an epoch stay on the device and are read once, by
+//! [`StepBackend::stack_take_sums`].
+//!
+//! # Layout
+//! On every backend a member's weights are kept in Burn's [`Linear`](burn::nn::Linear) layout,
+//! fc1 `[2p, d_hidden]` and fc2 `[d_hidden, p]`; everything that crosses into or out of a stack
+//! ([`MemberSetup`], [`StepBackend::stack_weights`], [`StepBackend::stack_adam`]) is in
+//! PyTorch's orientation, like [`MlpWeights`].
+
+mod host;
+mod reference;
+
+#[cfg(any(feature = "wgpu", feature = "vulkan", feature = "cuda"))]
+mod cube;
+
+use std::ops::Range;
+
+use burn::tensor::backend::Backend;
+
+use crate::{
+    data::{ModularDataset, Split},
+    model::MlpWeights,
+};
+
+/// AdamW's first-moment decay (PyTorch's and Burn's default).
+pub const BETA_1: f32 = 0.9;
+/// AdamW's second-moment decay (PyTorch's and Burn's default).
+pub const BETA_2: f32 = 0.999;
+
+/// AdamW's state for the two weight matrices, on the host, in PyTorch's orientation (the same as
+/// [`MlpWeights`]): what a checkpoint needs to resume training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamState {
+    /// Optimiser steps taken so far (PyTorch's `state["step"]`).
+    pub step: u64,
+    /// First moment of `fc1.weight`, row-major `[d_hidden, 2p]`.
+    pub fc1_m1: Vec<f32>,
+    /// Second moment of `fc1.weight`, row-major `[d_hidden, 2p]`.
+    pub fc1_m2: Vec<f32>,
+    /// First moment of `fc2.weight`, row-major `[p, d_hidden]`.
+    pub fc2_m1: Vec<f32>,
+    /// Second moment of `fc2.weight`, row-major `[p, d_hidden]`.
+    pub fc2_m2: Vec<f32>,
+}
+
+impl AdamState {
+    /// The state before the first step: zero moments for a network of modulus `p` and width
+    /// `d_hidden`.
+    pub fn zeros(p: usize, d_hidden: usize) -> Self {
+        let (n1, n2) = (2 * p * d_hidden, p * d_hidden);
+        Self {
+            step: 0,
+            fc1_m1: vec![0.0; n1],
+            fc1_m2: vec![0.0; n1],
+            fc2_m1: vec![0.0; n2],
+            fc2_m2: vec![0.0; n2],
+        }
+    }
+}
+
+/// One member's optimiser hyperparameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// AdamW epsilon.
+    pub epsilon: f64,
+}
+
+impl Hyper {
+    /// `(lr, 1 − lr·wd, ε)` in `f32`, as every implementation applies them: `lr` and `wd` are
+    /// rounded to `f32` first and their product is taken in `f64`, as Burn's `AdamW` does.
+    pub fn factors(&self) -> (f32, f32, f32) {
+        let (lr, wd) = (self.lr as f32, self.weight_decay as f32);
+        (
+            lr,
+            1.0 - (lr as f64 * wd as f64) as f32,
+            self.epsilon as f32,
+        )
+    }
+}
+
+/// AdamW's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)` for step `t` (counted from 1), in `f32`.
+pub fn bias_corrections(t: u64) -> (f32, f32) {
+    let t = i32::try_from(t).unwrap_or(i32::MAX);
+    (1.0 - BETA_1.powi(t), 1.0 - BETA_2.powi(t))
+}
+
+/// The rows of one split as indices into fc1's rows and labels, in the split's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rows {
+    /// `a` of each row (fc1 row `a`).
+    pub a: Vec<u32>,
+    /// `p + b` of each row (fc1 row `p + b`).
+    pub b: Vec<u32>,
+    /// The label of each row.
+    pub y: Vec<u32>,
+}
+
+impl Rows {
+    /// The rows of `split` of `data`.
+    pub fn new(data: &ModularDataset, split: Split) -> Self {
+        let p = data.p();
+        let rows = data.rows(split);
+        let mut out = Self {
+            a: Vec::with_capacity(rows.len()),
+            b: Vec::with_capacity(rows.len()),
+            y: Vec::with_capacity(rows.len()),
+        };
+        for &r in rows {
+            let (a, b) = data.pair(r);
+            out.a.push(a as u32);
+            out.b.push((p + b) as u32);
+            out.y.push(data.label(r) as u32);
+        }
+        out
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+}
+
+/// One member of a stack: its starting point, hyperparameters and data.
+#[derive(Debug, Clone)]
+pub struct MemberSetup {
+    /// Weights to start from (PyTorch's orientation).
+    pub weights: MlpWeights,
+    /// AdamW state to continue from; `None` starts fresh.
+    pub adam: Option<AdamState>,
+    /// Optimiser hyperparameters.
+    pub hyper: Hyper,
+    /// Training rows in the order the epochs walk them.
+    pub train: Rows,
+    /// Validation rows.
+    pub val: Rows,
+}
+
+/// Everything a [`StepBackend`] needs to build a stack of K members.
+#[derive(Debug, Clone)]
+pub struct StackSetup {
+    /// The modulus.
+    pub p: usize,
+    /// The hidden width.
+    pub d_hidden: usize,
+    /// The members, K ≥ 1, in order.
+    pub members: Vec<MemberSetup>,
+}
+
+impl StackSetup {
+    /// Number of members.
+    pub fn k(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The optimiser steps every member has taken (the members of a stack step together).
+    ///
+    /// # Panics
+    /// If there are no members, or they have taken different numbers of steps, or a member's
+    /// weights, AdamW state or rows do not fit `p` and `d_hidden` or the first member's row
+    /// counts: a programmer error, since [`Ensemble`](crate::train::Ensemble) builds setups
+    /// from validated configurations.
+    pub fn check(&self) -> u64 {
+        let first = self.members.first().expect("a stack needs at least one member");
+        let step = first.adam.as_ref().map_or(0, |adam| adam.step);
+        let (p, h) = (self.p, self.d_hidden);
+        for m in &self.members {
+            assert_eq!((m.weights.p(), m.weights.d_hidden()), (p, h), "weights shape");
+            assert_eq!(m.adam.as_ref().map_or(0, |adam| adam.step), step, "AdamW steps");
+            if let Some(adam) = &m.adam {
+                for (len, want) in [
+                    (adam.fc1_m1.len(), 2 * p * h),
+                    (adam.fc1_m2.len(), 2 * p * h),
+                    (adam.fc2_m1.len(), h * p),
+                    (adam.fc2_m2.len(), h * p),
+                ] {
+                    assert_eq!(len, want, "AdamW moment length");
+                }
+            }
+            assert_eq!(m.train.len(), first.train.len(), "training rows");
+            assert_eq!(m.val.len(), first.val.len(), "validation rows");
+        }
+        step
+    }
+}
+
+/// Sums of one pass over a split: summed row losses and the number of right predictions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PassSums {
+    /// Sum of the rows' cross-entropies.
+    pub loss_sum: f64,
+    /// Rows whose largest logit (first maximum) is at the label.
+    pub correct: usize,
+}
+
+/// One member's sums since the last [`StepBackend::stack_take_sums`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EpochSums {
+    /// Over the training rows of the steps taken, each before its step.
+    pub train: PassSums,
+    /// Over the validation rows, at each [`StepBackend::stack_validate`].
+    pub val: PassSums,
+}
+
+/// A backend that can train and evaluate a stack of K networks of one shape as one operation.
+/// See the [module docs](self) for the maths and the implementations.
+///
+/// A stack ([`StepBackend::Stack`]) holds every member's weights, AdamW moments, data rows and
+/// epoch sums on the backend's device. The members step together: step `t` of the stack is step
+/// `t` of every member, on the member's own rows `rows` of its training split.
+pub trait StepBackend: Backend {
+    /// The implementation's state of a stack.
+    type Stack: Send;
+
+    /// Builds a stack on `device`.
+    ///
+    /// # Panics
+    /// If `setup` is inconsistent (see [`StackSetup::check`]).
+    fn stack_init(setup: StackSetup, device: &Self::Device) -> Self::Stack;
+
+    /// One AdamW step of every member on its training rows `rows`; each row's loss and accuracy,
+    /// taken before the step, are added to the member's epoch sums on the device. On a GPU the
+    /// step is queued, not awaited.
+    ///
+    /// # Panics
+    /// If `rows` is empty or runs past the training split.
+    fn stack_step(stack: &mut Self::Stack, rows: Range<usize>);
+
+    /// Evaluates every member on its validation rows; the sums are added to its epoch sums.
+    fn stack_validate(stack: &mut Self::Stack);
+
+    /// Reads every member's sums (one read from the device) and resets them.
+    fn stack_take_sums(stack: &mut Self::Stack) -> Vec<EpochSums>;
+
+    /// Every member's weights, copied to the host.
+    fn stack_weights(stack: &Self::Stack) -> Vec<MlpWeights>;
+
+    /// Every member's AdamW state, copied to the host.
+    fn stack_adam(stack: &Self::Stack) -> Vec<AdamState>;
+
+    /// Sets every member's hyperparameters, in member order, for the steps that follow.
+    ///
+    /// # Panics
+    /// If `hyper` does not have one entry per member.
+    fn stack_set_hyper(stack: &mut Self::Stack, hyper: &[Hyper]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_round_as_burn_adamw_does() {
+        let hyper = Hyper {
+            lr: 3e-3,
+            weight_decay: 0.5,
+            epsilon: 1e-8,
+        };
+        let (lr, decay, eps) = hyper.factors();
+        assert_eq!(lr, 3e-3f32);
+        assert_eq!(decay, 1.0 - (3e-3f32 as f64 * 0.5) as f32);
+        assert_eq!(eps, 1e-8f32);
+        let (b1, b2) = bias_corrections(1);
+        assert_eq!((b1, b2), (1.0 - 0.9f32, 1.0 - 0.999f32));
+    }
+}

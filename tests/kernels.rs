@@ -1,0 +1,131 @@
+//! The CubeCL kernels of the training step (`src/step/cube.rs`) on a real wgpu device. Without a
+//! GPU, Mesa's software Vulkan driver (lavapipe, Debian's `mesa-vulkan-drivers`) is one; `.ci/run`
+//! installs it and runs `cargo test --features wgpu --test kernels`.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::backend::{Autodiff, Wgpu};
+use common::CpuAutodiff;
+use grokking::{
+    sweep::{self, Grid, SweepMode},
+    train::Ensemble,
+    Engine, MlpConfig, Trainer, TrainingConfig,
+};
+
+type Gpu = Autodiff<Wgpu>;
+
+fn small() -> TrainingConfig {
+    TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(23).with_d_hidden(32))
+        .with_batch_size(32)
+        .with_epochs(4)
+        .with_engine(Engine::Fused)
+}
+
+fn device() -> burn::backend::wgpu::WgpuDevice {
+    let device = Default::default();
+    grokking::device::check::<Gpu>(&device).expect("a wgpu device (lavapipe without a GPU)");
+    device
+}
+
+#[test]
+fn kernels_train_several_members_as_the_reference_does() {
+    // Different seeds, learning rates, weight decays and epsilons; 423 training rows in batches
+    // of 32 (13 full and a short one of 7).
+    let configs = [
+        small().with_seed(1),
+        small().with_seed(2).with_lr(1e-2),
+        small().with_seed(3).with_weight_decay(0.1).with_adam_epsilon(1e-3),
+    ];
+    common::assert_matches_reference::<Gpu>(&configs, &device(), 4, 2e-5);
+}
+
+#[test]
+fn kernels_handle_odd_shapes() {
+    // p = 7 (39 training rows: batches of 8, the last of 7), width 5.
+    let odd = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(7).with_d_hidden(5))
+        .with_batch_size(8)
+        .with_epochs(6)
+        .with_lr(1e-2)
+        .with_engine(Engine::Fused);
+    let configs = [odd.clone().with_seed(5), odd.with_seed(6).with_weight_decay(0.0)];
+    common::assert_matches_reference::<Gpu>(&configs, &device(), 6, 2e-5);
+}
+
+#[test]
+fn an_ensemble_member_is_its_solo_run_bit_for_bit_and_runs_repeat() {
+    let device = device();
+    let configs = [small().with_seed(11), small().with_seed(12).with_lr(5e-3)];
+    let mut ensemble = Ensemble::<Gpu>::new(&configs, &device).unwrap();
+    ensemble.run(|_| {});
+    for (k, config) in configs.iter().enumerate() {
+        let mut alone = Trainer::<Gpu>::new(config, &device).unwrap();
+        assert_eq!(alone.engine(), Engine::Fused);
+        for _ in 0..config.epochs {
+            alone.run_epoch();
+        }
+        // The same kernels on the same values: the same bits, whatever else is in the stack.
+        assert_eq!(ensemble.weights()[k], alone.weights(), "member {k}");
+        assert_eq!(
+            common::without_time(&ensemble.histories()[k]),
+            common::without_time(alone.history())
+        );
+    }
+    let mut again = Ensemble::<Gpu>::new(&configs, &device).unwrap();
+    again.run(|_| {});
+    assert_eq!(again.weights(), ensemble.weights(), "a second run");
+    assert_eq!(again.adam(), ensemble.adam());
+}
+
+#[test]
+fn a_run_resumed_on_wgpu_goes_on_as_on_flex() {
+    let config = small().with_seed(21).with_epochs(5);
+    let mut cpu = Trainer::<CpuAutodiff>::new(&config, &Default::default()).unwrap();
+    for _ in 0..2 {
+        cpu.run_epoch();
+    }
+    let mut gpu = Trainer::<Gpu>::from_state(cpu.state(), &device()).unwrap();
+    assert_eq!(gpu.engine(), Engine::Fused);
+    assert_eq!(gpu.weights(), cpu.weights());
+    for _ in 0..3 {
+        let (g, c) = (gpu.run_epoch(), cpu.run_epoch());
+        assert_eq!((g.epoch, g.val_acc), (c.epoch, c.val_acc));
+        assert!((g.val_loss - c.val_loss).abs() < 1e-4, "{g:?} vs {c:?}");
+    }
+    let (g, c) = (gpu.state().adam.unwrap(), cpu.state().adam.unwrap());
+    assert_eq!(g.step, c.step);
+}
+
+#[test]
+fn a_four_seed_sweep_on_wgpu_gives_the_models_flex_gives() {
+    let base = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(23).with_d_hidden(48))
+        .with_batch_size(32)
+        .with_epochs(12)
+        .with_lr(1e-2)
+        .with_engine(Engine::Auto);
+    let points = Grid {
+        seeds: vec![1, 2, 3, 4],
+        ..Grid::new(base)
+    }
+    .points()
+    .unwrap();
+    let (gpu, _) =
+        sweep::train_points::<Gpu>(&points, SweepMode::Batched, 8, &device(), |_| {}).unwrap();
+    let (cpu, _) = sweep::train_points::<CpuAutodiff>(
+        &points,
+        SweepMode::Batched,
+        8,
+        &Default::default(),
+        |_| {},
+    )
+    .unwrap();
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert_eq!((g.seed, g.grok_epoch), (c.seed, c.grok_epoch), "{g:?} vs {c:?}");
+        assert_eq!((g.train_acc, g.val_acc), (c.train_acc, c.val_acc), "{g:?} vs {c:?}");
+        let gap = (g.val_loss - c.val_loss).abs() / c.val_loss;
+        assert!(gap < 1e-4, "{g:?} vs {c:?}");
+    }
+}
