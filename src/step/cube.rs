@@ -1,26 +1,29 @@
 //! The CubeCL implementation of [`StepBackend`], for Burn's CubeCL backends (wgpu, vulkan,
 //! cuda): `#[cube]` kernels written once, for the three runtimes.
 //!
-//! One step of all K members is eight launches, each over one kind of output element, so no
+//! One step of all K members is nine launches, each over one kind of output element, so no
 //! two threads write the same value and no reduction needs atomics (a run is reproducible from
 //! run to run):
 //!
-//! | kernel | one thread per | computes |
+//! | launch | one thread per | computes |
 //! |---|---|---|
 //! | [`hidden_kernel`] | `(k, i, j)` | `post = relu(W1[a_i, j] + W1[p + b_i, j])` |
-//! | [`logits_kernel`] | `(k, i, c)` | `Σ_j post[i, j] · W2[j, c]` |
+//! | [`matmul_kernel`] | 4×4 tile of `(k, i, c)` | `logits = post · W2` |
 //! | [`softmax_kernel`] | `(k, i)` | row loss, argmax, `dlogits = (softmax − onehot) / n` in place |
 //! | [`sums_kernel`] | `k` | the batch's loss and right predictions, added to the epoch sums |
-//! | [`dpre_kernel`] | `(k, i, j)` | `dpre = [post > 0] · Σ_c dlogits[i, c] · W2[j, c]` |
-//! | [`fc2_kernel`] | `(k, j, c)` | `dW2 = Σ_i post[i, j] · dlogits[i, c]`, then AdamW on `W2[j, c]` |
+//! | [`matmul_kernel`] | 4×4 tile of `(k, i, j)` | `dpre = (dlogits · W2ᵀ) ⊙ [post > 0]` |
+//! | [`matmul_kernel`] | 4×4 tile of `(k, j, c)` | `dW2 = postᵀ · dlogits` |
+//! | [`adam_kernel`] | `(k, j, c)` | AdamW on `W2` |
 //! | [`fc1_grad_kernel`] | `(k, j)` | `dW1[·, j]`: `dpre[i, j]` added into rows `a_i`, `p + b_i`, rows in order |
-//! | [`fc1_kernel`] | `(k, r, j)` | AdamW on `W1[r, j]` |
+//! | [`adam_kernel`] | `(k, r, j)` | AdamW on `W1` |
 //!
-//! Each reduction walks its index in order (fc1's gradient walks the batch rows in order, as
-//! the host's scatter-add does). Kernels on one device run in launch order, so `dpre_kernel`
-//! reads W2 before `fc2_kernel` updates it. Validation is the first four kernels on validation
-//! rows, in chunks that bound the logits buffer. The kernels need no autotuning, so the first
-//! step runs as soon as they compile.
+//! The three products are one kernel with strided operands (a transposed operand costs nothing);
+//! each thread keeps a 4×4 tile of outputs in registers, so it loads 8 values per 16
+//! multiply-adds. Each sum walks its index in order (fc1's gradient walks the batch rows in
+//! order, as the host's scatter-add does). Kernels on one device run in launch order, so `dpre`
+//! reads W2 before AdamW updates it. Validation is the first four launches on validation rows, in
+//! chunks that bound the logits buffer. The kernels need no autotuning, so the first step runs
+//! as soon as they compile.
 //!
 //! The stack keeps its own buffers on the backend's compute client; no Burn tensor passes
 //! through it, so the same stack serves `CubeBackend` and `Fusion<CubeBackend>` (Burn's `Wgpu`,
@@ -77,31 +80,143 @@ fn hidden_kernel(
     post[pos] = y;
 }
 
-/// `logits[k, i, c] = Σ_j post[k, i, j] · W2[k, j, c]`.
+/// `out[k] = A[k] · B[k]` for every member `k`: `out [m, q]` row-major at `k·m·q`; element
+/// `(x, l)` of `A` at `a_batch·k + x·a_rs + l·a_cs`, element `(l, y)` of `B` at
+/// `b_batch·k + l·b_rs + y·b_cs` (so a transposed operand costs nothing). Each thread computes a
+/// 4×4 tile, summing over `l` in order; with `masked`, an element whose `mask` (same layout as
+/// `out`) is not positive is set to zero.
 #[cube(launch_unchecked)]
-fn logits_kernel(
-    post: &Array<f32>,
-    w2: &Array<f32>,
-    logits: &mut Array<f32>,
+fn matmul_kernel(
+    a: &Array<f32>,
+    b: &Array<f32>,
+    out: &mut Array<f32>,
+    mask: &Array<f32>,
     k_count: usize,
-    p: usize,
-    h: usize,
-    n: usize,
+    m: usize,
+    q: usize,
+    r: usize,
+    a_batch: usize,
+    a_rs: usize,
+    a_cs: usize,
+    b_batch: usize,
+    b_rs: usize,
+    b_cs: usize,
+    #[comptime] masked: bool,
 ) {
+    let tiles_q = (q + 3) / 4;
+    let tiles = ((m + 3) / 4) * tiles_q;
     let pos = ABSOLUTE_POS;
-    if pos >= k_count * n * p {
+    if pos >= k_count * tiles {
         terminate!();
     }
-    let k = pos / (n * p);
-    let i = (pos / p) % n;
-    let c = pos % p;
-    let x = (k * n + i) * h;
-    let w = k * h * p + c;
-    let mut acc = 0.0f32;
-    for j in 0..h {
-        acc += post[x + j] * w2[w + j * p];
+    let k = pos / tiles;
+    let x0 = ((pos % tiles) / tiles_q) * 4;
+    let y0 = (pos % tiles_q) * 4;
+    // Rows and columns past the edge read the last one (in bounds) and are not stored.
+    let xa0 = a_batch * k + clamp(x0 + 0, m) * a_rs;
+    let xa1 = a_batch * k + clamp(x0 + 1, m) * a_rs;
+    let xa2 = a_batch * k + clamp(x0 + 2, m) * a_rs;
+    let xa3 = a_batch * k + clamp(x0 + 3, m) * a_rs;
+    let yb0 = b_batch * k + clamp(y0 + 0, q) * b_cs;
+    let yb1 = b_batch * k + clamp(y0 + 1, q) * b_cs;
+    let yb2 = b_batch * k + clamp(y0 + 2, q) * b_cs;
+    let yb3 = b_batch * k + clamp(y0 + 3, q) * b_cs;
+    let mut c00 = 0.0f32;
+    let mut c01 = 0.0f32;
+    let mut c02 = 0.0f32;
+    let mut c03 = 0.0f32;
+    let mut c10 = 0.0f32;
+    let mut c11 = 0.0f32;
+    let mut c12 = 0.0f32;
+    let mut c13 = 0.0f32;
+    let mut c20 = 0.0f32;
+    let mut c21 = 0.0f32;
+    let mut c22 = 0.0f32;
+    let mut c23 = 0.0f32;
+    let mut c30 = 0.0f32;
+    let mut c31 = 0.0f32;
+    let mut c32 = 0.0f32;
+    let mut c33 = 0.0f32;
+    for l in 0..r {
+        let a0 = a[xa0 + l * a_cs];
+        let a1 = a[xa1 + l * a_cs];
+        let a2 = a[xa2 + l * a_cs];
+        let a3 = a[xa3 + l * a_cs];
+        let b0 = b[yb0 + l * b_rs];
+        let b1 = b[yb1 + l * b_rs];
+        let b2 = b[yb2 + l * b_rs];
+        let b3 = b[yb3 + l * b_rs];
+        c00 += a0 * b0;
+        c01 += a0 * b1;
+        c02 += a0 * b2;
+        c03 += a0 * b3;
+        c10 += a1 * b0;
+        c11 += a1 * b1;
+        c12 += a1 * b2;
+        c13 += a1 * b3;
+        c20 += a2 * b0;
+        c21 += a2 * b1;
+        c22 += a2 * b2;
+        c23 += a2 * b3;
+        c30 += a3 * b0;
+        c31 += a3 * b1;
+        c32 += a3 * b2;
+        c33 += a3 * b3;
     }
-    logits[pos] = acc;
+    let base = k * m * q;
+    store(out, mask, base, x0 + 0, y0 + 0, m, q, c00, masked);
+    store(out, mask, base, x0 + 0, y0 + 1, m, q, c01, masked);
+    store(out, mask, base, x0 + 0, y0 + 2, m, q, c02, masked);
+    store(out, mask, base, x0 + 0, y0 + 3, m, q, c03, masked);
+    store(out, mask, base, x0 + 1, y0 + 0, m, q, c10, masked);
+    store(out, mask, base, x0 + 1, y0 + 1, m, q, c11, masked);
+    store(out, mask, base, x0 + 1, y0 + 2, m, q, c12, masked);
+    store(out, mask, base, x0 + 1, y0 + 3, m, q, c13, masked);
+    store(out, mask, base, x0 + 2, y0 + 0, m, q, c20, masked);
+    store(out, mask, base, x0 + 2, y0 + 1, m, q, c21, masked);
+    store(out, mask, base, x0 + 2, y0 + 2, m, q, c22, masked);
+    store(out, mask, base, x0 + 2, y0 + 3, m, q, c23, masked);
+    store(out, mask, base, x0 + 3, y0 + 0, m, q, c30, masked);
+    store(out, mask, base, x0 + 3, y0 + 1, m, q, c31, masked);
+    store(out, mask, base, x0 + 3, y0 + 2, m, q, c32, masked);
+    store(out, mask, base, x0 + 3, y0 + 3, m, q, c33, masked);
+}
+
+/// `min(x, len − 1)`.
+#[cube]
+fn clamp(x: usize, len: usize) -> usize {
+    let mut y = x;
+    if y >= len {
+        y = len - 1;
+    }
+    y
+}
+
+/// Stores `value` at `(x, y)` of an `[m, q]` block at `base`, if inside it (zero where `masked`
+/// and the mask is not positive).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn store(
+    out: &mut Array<f32>,
+    mask: &Array<f32>,
+    base: usize,
+    x: usize,
+    y: usize,
+    m: usize,
+    q: usize,
+    value: f32,
+    #[comptime] masked: bool,
+) {
+    if x < m && y < q {
+        let at = base + x * q + y;
+        let mut v = value;
+        if masked {
+            if mask[at] <= 0.0 {
+                v = 0.0;
+            }
+        }
+        out[at] = v;
+    }
 }
 
 /// Per row: cross-entropy and whether the first maximum is at the label; with `grad`, the
@@ -181,37 +296,6 @@ fn sums_kernel(
     sums[k * 4 + slot + 1] += right;
 }
 
-/// `dpre[k, i, j] = [post > 0] · Σ_c dlogits[k, i, c] · W2[k, j, c]` (`post > 0` exactly where
-/// `pre > 0`).
-#[cube(launch_unchecked)]
-fn dpre_kernel(
-    post: &Array<f32>,
-    w2: &Array<f32>,
-    dlogits: &Array<f32>,
-    dpre: &mut Array<f32>,
-    k_count: usize,
-    p: usize,
-    h: usize,
-    n: usize,
-) {
-    let pos = ABSOLUTE_POS;
-    if pos >= k_count * n * h {
-        terminate!();
-    }
-    let k = pos / (n * h);
-    let i = (pos / h) % n;
-    let j = pos % h;
-    let mut d = 0.0f32;
-    if post[pos] > 0.0 {
-        let dl = (k * n + i) * p;
-        let w = k * h * p + j * p;
-        for c in 0..p {
-            d += dlogits[dl + c] * w2[w + c];
-        }
-    }
-    dpre[pos] = d;
-}
-
 /// AdamW on element `pos` with gradient `g`; member `k`'s lr, `1 − lr·wd` and ε are
 /// `factors[3k..3k + 3]`.
 #[cube]
@@ -235,37 +319,6 @@ fn adamw(
     m2[pos] = second;
     let delta = (first / bias_1) / ((second / bias_2).sqrt() + factors[k * 3 + 2]);
     w[pos] = w[pos] * factors[k * 3 + 1] - delta * factors[k * 3];
-}
-
-/// fc2's gradient for element `(k, j, c)`, `Σ_i post[k, i, j] · dlogits[k, i, c]` in row order,
-/// then its AdamW update.
-#[cube(launch_unchecked)]
-fn fc2_kernel(
-    post: &Array<f32>,
-    dlogits: &Array<f32>,
-    w2: &mut Array<f32>,
-    m1: &mut Array<f32>,
-    m2: &mut Array<f32>,
-    factors: &Array<f32>,
-    k_count: usize,
-    p: usize,
-    h: usize,
-    n: usize,
-    bias_1: f32,
-    bias_2: f32,
-) {
-    let pos = ABSOLUTE_POS;
-    if pos >= k_count * h * p {
-        terminate!();
-    }
-    let k = pos / (h * p);
-    let j = (pos / p) % h;
-    let c = pos % p;
-    let mut g = 0.0f32;
-    for i in 0..n {
-        g += post[(k * n + i) * h + j] * dlogits[(k * n + i) * p + c];
-    }
-    adamw(w2, m1, m2, pos, g, factors, k, bias_1, bias_2);
 }
 
 /// fc1's gradient, column `j` of member `k` per thread: zeroed, then `dpre[k, i, j]` added into
@@ -304,26 +357,25 @@ fn fc1_grad_kernel(
     }
 }
 
-/// AdamW on every element of fc1 with the gradients of [`fc1_grad_kernel`].
+/// AdamW on every element of a stacked weight (`per_member` elements a member) with gradients
+/// `g`.
 #[cube(launch_unchecked)]
-fn fc1_kernel(
-    g1: &Array<f32>,
-    w1: &mut Array<f32>,
+fn adam_kernel(
+    g: &Array<f32>,
+    w: &mut Array<f32>,
     m1: &mut Array<f32>,
     m2: &mut Array<f32>,
     factors: &Array<f32>,
     k_count: usize,
-    p: usize,
-    h: usize,
+    per_member: usize,
     bias_1: f32,
     bias_2: f32,
 ) {
     let pos = ABSOLUTE_POS;
-    if pos >= k_count * 2 * p * h {
+    if pos >= k_count * per_member {
         terminate!();
     }
-    let k = pos / (2 * p * h);
-    adamw(w1, m1, m2, pos, g1[pos], factors, k, bias_1, bias_2);
+    adamw(w, m1, m2, pos, g[pos], factors, pos / per_member, bias_1, bias_2);
 }
 
 /// Index rows of one split, `[K, n]` each.
@@ -354,6 +406,8 @@ pub struct CubeStack<R: CubeRuntime> {
     sums: Handle,
     /// fc1's gradients `[K, 2p, h]`.
     g1: Handle,
+    /// fc2's gradients `[K, h, p]`.
+    g2: Handle,
     /// Scratch for `rows` rows per member.
     scratch: Option<(usize, Scratch)>,
 }
@@ -451,6 +505,7 @@ impl<R: CubeRuntime> CubeStack<R> {
             h,
             step,
             g1: client.empty(k * 2 * p * h * size_of::<f32>()),
+            g2: client.empty(k * h * p * size_of::<f32>()),
             scratch: None,
             client,
         }
@@ -480,6 +535,70 @@ impl<R: CubeRuntime> CubeStack<R> {
     fn grid(&self, threads: usize) -> (CubeCount, CubeDim) {
         let dim = CubeDim::new_1d(CUBE_SIZE);
         (calculate_cube_count_elemwise(&self.client, threads, dim), dim)
+    }
+
+    /// Launches [`matmul_kernel`]: `out [m, q] = A · B` for every member, each operand given as
+    /// `(buffer, member stride, row stride, column stride)` and `out` as `(buffer, m, q, r)`;
+    /// with a mask, zero where it is not positive.
+    ///
+    /// # Safety
+    /// The buffers must hold K members of the sizes the strides and `m`, `q`, `r` describe.
+    unsafe fn matmul(
+        &self,
+        (a, a_batch, a_rs, a_cs): (&Handle, usize, usize, usize),
+        (b, b_batch, b_rs, b_cs): (&Handle, usize, usize, usize),
+        (out, m, q, r): (&Handle, usize, usize, usize),
+        mask: Option<&Handle>,
+    ) {
+        let k = self.k;
+        let (count, dim) = self.grid(k * m.div_ceil(4) * q.div_ceil(4));
+        unsafe {
+            matmul_kernel::launch_unchecked::<R>(
+                &self.client,
+                count,
+                dim,
+                arr(a, k * a_batch),
+                arr(b, k * b_batch),
+                arr(out, k * m * q),
+                arr(mask.unwrap_or(a), if mask.is_some() { k * m * q } else { k * a_batch }),
+                k,
+                m,
+                q,
+                r,
+                a_batch,
+                a_rs,
+                a_cs,
+                b_batch,
+                b_rs,
+                b_cs,
+                mask.is_some(),
+            );
+        }
+    }
+
+    /// Launches [`adam_kernel`] on a stacked weight `[w, m1, m2]` with gradients `g`.
+    ///
+    /// # Safety
+    /// Every buffer must hold K members of `per_member` values.
+    unsafe fn adam(&self, g: &Handle, w: &[Handle; 3], per_member: usize, bias: (f32, f32)) {
+        let (k, len) = (self.k, self.k * per_member);
+        let (count, dim) = self.grid(len);
+        unsafe {
+            adam_kernel::launch_unchecked::<R>(
+                &self.client,
+                count,
+                dim,
+                arr(g, len),
+                arr(&w[0], len),
+                arr(&w[1], len),
+                arr(&w[2], len),
+                arr(&self.factors, k * 3),
+                k,
+                per_member,
+                bias.0,
+                bias.1,
+            );
+        }
     }
 
     /// The forward pass (hidden, logits, softmax, sums) on rows `offset..offset + n` of
@@ -514,18 +633,12 @@ impl<R: CubeRuntime> CubeStack<R> {
                 offset,
                 n,
             );
-            let (count, dim) = self.grid(k * n * p);
-            logits_kernel::launch_unchecked::<R>(
-                c,
-                count,
-                dim,
-                arr(&s.post, k * n * h),
-                arr(&self.w2[0], k * h * p),
-                arr(&s.logits, k * n * p),
-                k,
-                p,
-                h,
-                n,
+            // logits [n, p] = post [n, h] · W2 [h, p]
+            self.matmul(
+                (&s.post, n * h, h, 1),
+                (&self.w2[0], h * p, p, 1),
+                (&s.logits, n, p, h),
+                None,
             );
             let (count, dim) = self.grid(k * n);
             softmax_kernel::launch_unchecked::<R>(
@@ -573,43 +686,26 @@ impl<R: CubeRuntime> CubeStack<R> {
         self.step += 1;
         let (bias_1, bias_2) = bias_corrections(self.step);
         let (k, p, h) = (self.k, self.p, self.h);
-        let (n_w1, n_w2, n_rows) = (k * 2 * p * h, k * h * p, k * self.train.n);
+        let (n_w1, n_rows) = (k * 2 * p * h, k * self.train.n);
         let t = &self.train;
         let c = &self.client;
         // SAFETY: as in `forward`.
         unsafe {
-            let (count, dim) = self.grid(k * n * h);
-            dpre_kernel::launch_unchecked::<R>(
-                c,
-                count,
-                dim,
-                arr(&s.post, k * n * h),
-                arr(&self.w2[0], n_w2),
-                arr(&s.logits, k * n * p),
-                arr(&s.dpre, k * n * h),
-                k,
-                p,
-                h,
-                n,
+            // dpre [n, h] = (dlogits [n, p] · W2ᵀ [p, h]) ⊙ [post > 0]
+            self.matmul(
+                (&s.logits, n * p, p, 1),
+                (&self.w2[0], h * p, 1, p),
+                (&s.dpre, n, h, p),
+                Some(&s.post),
             );
-            let (count, dim) = self.grid(n_w2);
-            fc2_kernel::launch_unchecked::<R>(
-                c,
-                count,
-                dim,
-                arr(&s.post, k * n * h),
-                arr(&s.logits, k * n * p),
-                arr(&self.w2[0], n_w2),
-                arr(&self.w2[1], n_w2),
-                arr(&self.w2[2], n_w2),
-                arr(&self.factors, k * 3),
-                k,
-                p,
-                h,
-                n,
-                bias_1,
-                bias_2,
+            // dW2 [h, p] = postᵀ [h, n] · dlogits [n, p]
+            self.matmul(
+                (&s.post, n * h, 1, h),
+                (&s.logits, n * p, p, 1),
+                (&self.g2, h, p, n),
+                None,
             );
+            self.adam(&self.g2, &self.w2, h * p, (bias_1, bias_2));
             let (count, dim) = self.grid(k * h);
             fc1_grad_kernel::launch_unchecked::<R>(
                 c,
@@ -626,22 +722,7 @@ impl<R: CubeRuntime> CubeStack<R> {
                 offset,
                 n,
             );
-            let (count, dim) = self.grid(n_w1);
-            fc1_kernel::launch_unchecked::<R>(
-                c,
-                count,
-                dim,
-                arr(&self.g1, n_w1),
-                arr(&self.w1[0], n_w1),
-                arr(&self.w1[1], n_w1),
-                arr(&self.w1[2], n_w1),
-                arr(&self.factors, k * 3),
-                k,
-                p,
-                h,
-                bias_1,
-                bias_2,
-            );
+            self.adam(&self.g1, &self.w1, 2 * p * h, (bias_1, bias_2));
         }
     }
 

@@ -9,7 +9,7 @@
 //! | backend | implementation | module |
 //! |---|---|---|
 //! | `Flex`, `NdArray` | host code: gathers, `gemm`, runtime-detected AVX2 loops | `host` |
-//! | `CubeBackend<R, f32, ..>` and `Fusion<CubeBackend<..>>` (wgpu, vulkan, cuda) | six `#[cube]` kernels a step for all K members | `cube` |
+//! | `CubeBackend<R, f32, ..>` and `Fusion<CubeBackend<..>>` (wgpu, vulkan, cuda) | `#[cube]` kernels, nine launches a step for all K members | `cube` |
 //! | `Autodiff<B>`, any `B` | Burn's tensor operations and autodiff: the reference | `reference` |
 //!
 //! Every implementation computes, for each member `k` with its own training rows, the

@@ -236,9 +236,9 @@ impl ModelResult {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SweepMode {
     /// Models of one shape (see [`shape_key`]), up to the batch limit, trained together: as one
-    /// [`Ensemble`] (batched tensors, for GPUs and the generic engine), or, where their engine
-    /// is [`Engine::Fused`] (CPU backends), each on its fused engine with the models spread over
-    /// all cores.
+    /// [`Ensemble`] (one stack: the CubeCL kernels on a GPU backend, or the reference engine),
+    /// or, on the CPU backends with [`Engine::Fused`], each model alone on the host
+    /// implementation with the models spread over all cores.
     Batched,
     /// One [`Trainer`] per model, one after another (the engine its config resolves to).
     Sequential,

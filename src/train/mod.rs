@@ -97,7 +97,7 @@ pub enum Engine {
     Generic,
     /// The backend's own implementation: host code on ndarray and flex (gather, GEMMs,
     /// softmax cross-entropy, backward and AdamW in one pass of plain `f32` code), CubeCL kernels
-    /// on wgpu, vulkan and cuda (six launches a step for all members).
+    /// on wgpu, vulkan and cuda (nine kernel launches a step for all members).
     Fused,
 }
 
