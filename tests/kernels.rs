@@ -55,6 +55,22 @@ fn kernels_handle_odd_shapes() {
 }
 
 #[test]
+fn a_large_stack_runs_the_tiled_products_as_the_reference_does() {
+    // 64 members (the products run in 4×4 tiles from 64 on): p = 7, width 5, so tile edges are
+    // partial in every product.
+    let base = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(7).with_d_hidden(5))
+        .with_batch_size(8)
+        .with_epochs(3)
+        .with_lr(1e-2)
+        .with_engine(Engine::Fused);
+    let configs: Vec<_> = (0..64)
+        .map(|s| base.clone().with_seed(100 + s).with_weight_decay(0.1 * (s % 4) as f64))
+        .collect();
+    common::assert_matches_reference::<Gpu>(&configs, &device(), 3, 2e-5);
+}
+
+#[test]
 fn an_ensemble_member_is_its_solo_run_bit_for_bit_and_runs_repeat() {
     let device = device();
     let configs = [small().with_seed(11), small().with_seed(12).with_lr(5e-3)];
