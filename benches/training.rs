@@ -8,11 +8,7 @@
 
 use std::hint::black_box;
 
-use burn::{
-    backend::Autodiff,
-    module::AutodiffModule,
-    tensor::backend::Backend,
-};
+use burn::{backend::Autodiff, module::AutodiffModule, tensor::backend::Backend};
 use criterion::{criterion_group, criterion_main, Criterion};
 use grokking::{
     data::Split,

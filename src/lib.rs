@@ -65,8 +65,8 @@ pub mod train;
 pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
-pub use train::checkpoint::TrainerState;
 pub use step::{AdamState, StepBackend};
+pub use train::checkpoint::TrainerState;
 pub use train::{
     train, Control, Engine, EpochMetrics, EpochObserver, History, TrainBackend, Trained, Trainer,
     TrainingConfig,

@@ -36,7 +36,10 @@ fn kernels_train_several_members_as_the_reference_does() {
     let configs = [
         small().with_seed(1),
         small().with_seed(2).with_lr(1e-2),
-        small().with_seed(3).with_weight_decay(0.1).with_adam_epsilon(1e-3),
+        small()
+            .with_seed(3)
+            .with_weight_decay(0.1)
+            .with_adam_epsilon(1e-3),
     ];
     common::assert_matches_reference::<Gpu>(&configs, &device(), 4, 2e-5);
 }
@@ -50,7 +53,10 @@ fn kernels_handle_odd_shapes() {
         .with_epochs(6)
         .with_lr(1e-2)
         .with_engine(Engine::Fused);
-    let configs = [odd.clone().with_seed(5), odd.with_seed(6).with_weight_decay(0.0)];
+    let configs = [
+        odd.clone().with_seed(5),
+        odd.with_seed(6).with_weight_decay(0.0),
+    ];
     common::assert_matches_reference::<Gpu>(&configs, &device(), 6, 2e-5);
 }
 
@@ -65,7 +71,11 @@ fn a_large_stack_runs_the_tiled_products_as_the_reference_does() {
         .with_lr(1e-2)
         .with_engine(Engine::Fused);
     let configs: Vec<_> = (0..64)
-        .map(|s| base.clone().with_seed(100 + s).with_weight_decay(0.1 * (s % 4) as f64))
+        .map(|s| {
+            base.clone()
+                .with_seed(100 + s)
+                .with_weight_decay(0.1 * (s % 4) as f64)
+        })
         .collect();
     common::assert_matches_reference::<Gpu>(&configs, &device(), 3, 2e-5);
 }
@@ -139,8 +149,16 @@ fn a_four_seed_sweep_on_wgpu_gives_the_models_flex_gives() {
     )
     .unwrap();
     for (g, c) in gpu.iter().zip(&cpu) {
-        assert_eq!((g.seed, g.grok_epoch), (c.seed, c.grok_epoch), "{g:?} vs {c:?}");
-        assert_eq!((g.train_acc, g.val_acc), (c.train_acc, c.val_acc), "{g:?} vs {c:?}");
+        assert_eq!(
+            (g.seed, g.grok_epoch),
+            (c.seed, c.grok_epoch),
+            "{g:?} vs {c:?}"
+        );
+        assert_eq!(
+            (g.train_acc, g.val_acc),
+            (c.train_acc, c.val_acc),
+            "{g:?} vs {c:?}"
+        );
         let gap = (g.val_loss - c.val_loss).abs() / c.val_loss;
         assert!(gap < 1e-4, "{g:?} vs {c:?}");
     }

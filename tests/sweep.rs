@@ -32,7 +32,10 @@ fn every_member_trains_as_it_would_alone(engine: Engine) {
     let configs: Vec<_> = [
         small().with_seed(1),
         small().with_seed(2).with_lr(1e-2),
-        small().with_seed(3).with_weight_decay(0.1).with_adam_epsilon(1e-3),
+        small()
+            .with_seed(3)
+            .with_weight_decay(0.1)
+            .with_adam_epsilon(1e-3),
     ]
     .into_iter()
     .map(|c| c.with_engine(engine))

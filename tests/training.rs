@@ -275,8 +275,14 @@ fn the_fused_engine_is_bit_reproducible_and_restores_its_state() {
     // exactly as a does.
     let mut resumed = Trainer::<CpuAutodiff>::from_state(a.state(), &device).unwrap();
     let (r, s) = (resumed.state(), a.state());
-    assert_eq!((r.weights, r.adam, r.history), (s.weights, s.adam, s.history));
+    assert_eq!(
+        (r.weights, r.adam, r.history),
+        (s.weights, s.adam, s.history)
+    );
     let (x, y) = (resumed.run_epoch(), a.run_epoch());
-    assert_eq!((x.train_loss, x.val_loss, x.val_acc), (y.train_loss, y.val_loss, y.val_acc));
+    assert_eq!(
+        (x.train_loss, x.val_loss, x.val_acc),
+        (y.train_loss, y.val_loss, y.val_acc)
+    );
     assert_eq!(resumed.weights(), a.weights());
 }

@@ -29,7 +29,8 @@
 //! through it, so the same stack serves `CubeBackend` and `Fusion<CubeBackend>` (Burn's `Wgpu`,
 //! `Vulkan` and `Cuda` types).
 
-#![allow(clippy::too_many_arguments)]
+// Kernels take their sizes as separate scalars, and CubeCL's DSL has no `div_ceil`.
+#![allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
 
 use std::ops::Range;
 
@@ -138,11 +139,11 @@ fn matmul_kernel(
     let x0 = ((pos % tiles) / tiles_q) * 4;
     let y0 = (pos % tiles_q) * 4;
     // Rows and columns past the edge read the last one (in bounds) and are not stored.
-    let xa0 = a_batch * k + clamp(x0 + 0, m) * a_rs;
+    let xa0 = a_batch * k + clamp(x0, m) * a_rs;
     let xa1 = a_batch * k + clamp(x0 + 1, m) * a_rs;
     let xa2 = a_batch * k + clamp(x0 + 2, m) * a_rs;
     let xa3 = a_batch * k + clamp(x0 + 3, m) * a_rs;
-    let yb0 = b_batch * k + clamp(y0 + 0, q) * b_cs;
+    let yb0 = b_batch * k + clamp(y0, q) * b_cs;
     let yb1 = b_batch * k + clamp(y0 + 1, q) * b_cs;
     let yb2 = b_batch * k + clamp(y0 + 2, q) * b_cs;
     let yb3 = b_batch * k + clamp(y0 + 3, q) * b_cs;
@@ -189,19 +190,19 @@ fn matmul_kernel(
         c33 += a3 * b3;
     }
     let base = k * m * q;
-    store(out, mask, base, x0 + 0, y0 + 0, m, q, c00, masked);
-    store(out, mask, base, x0 + 0, y0 + 1, m, q, c01, masked);
-    store(out, mask, base, x0 + 0, y0 + 2, m, q, c02, masked);
-    store(out, mask, base, x0 + 0, y0 + 3, m, q, c03, masked);
-    store(out, mask, base, x0 + 1, y0 + 0, m, q, c10, masked);
+    store(out, mask, base, x0, y0, m, q, c00, masked);
+    store(out, mask, base, x0, y0 + 1, m, q, c01, masked);
+    store(out, mask, base, x0, y0 + 2, m, q, c02, masked);
+    store(out, mask, base, x0, y0 + 3, m, q, c03, masked);
+    store(out, mask, base, x0 + 1, y0, m, q, c10, masked);
     store(out, mask, base, x0 + 1, y0 + 1, m, q, c11, masked);
     store(out, mask, base, x0 + 1, y0 + 2, m, q, c12, masked);
     store(out, mask, base, x0 + 1, y0 + 3, m, q, c13, masked);
-    store(out, mask, base, x0 + 2, y0 + 0, m, q, c20, masked);
+    store(out, mask, base, x0 + 2, y0, m, q, c20, masked);
     store(out, mask, base, x0 + 2, y0 + 1, m, q, c21, masked);
     store(out, mask, base, x0 + 2, y0 + 2, m, q, c22, masked);
     store(out, mask, base, x0 + 2, y0 + 3, m, q, c23, masked);
-    store(out, mask, base, x0 + 3, y0 + 0, m, q, c30, masked);
+    store(out, mask, base, x0 + 3, y0, m, q, c30, masked);
     store(out, mask, base, x0 + 3, y0 + 1, m, q, c31, masked);
     store(out, mask, base, x0 + 3, y0 + 2, m, q, c32, masked);
     store(out, mask, base, x0 + 3, y0 + 3, m, q, c33, masked);
@@ -220,7 +221,8 @@ fn clamp(x: usize, len: usize) -> usize {
 /// Stores `value` at `(x, y)` of an `[m, q]` block at `base`, if inside it (zero where `masked`
 /// and the mask is not positive).
 #[cube]
-#[allow(clippy::too_many_arguments)]
+// `masked` is known when the kernel compiles: the outer `if` is resolved then, the inner one runs.
+#[allow(clippy::too_many_arguments, clippy::collapsible_if)]
 fn store(
     out: &mut Array<f32>,
     mask: &Array<f32>,
@@ -400,7 +402,17 @@ fn adam_kernel(
     if pos >= k_count * per_member {
         terminate!();
     }
-    adamw(w, m1, m2, pos, g[pos], factors, pos / per_member, bias_1, bias_2);
+    adamw(
+        w,
+        m1,
+        m2,
+        pos,
+        g[pos],
+        factors,
+        pos / per_member,
+        bias_1,
+        bias_2,
+    );
 }
 
 /// Index rows of one split, `[K, n]` each.
@@ -507,7 +519,9 @@ impl<R: CubeRuntime> CubeStack<R> {
         ];
         let rows = |split: &dyn Fn(&super::MemberSetup) -> &Rows| {
             let concat = |f: &dyn Fn(&Rows) -> &[u32]| -> Vec<u32> {
-                m.iter().flat_map(|member| f(split(member)).to_vec()).collect()
+                m.iter()
+                    .flat_map(|member| f(split(member)).to_vec())
+                    .collect()
             };
             RowBuffers {
                 a: upload_u32(&client, &concat(&|r| &r.a)),
@@ -559,7 +573,10 @@ impl<R: CubeRuntime> CubeStack<R> {
     /// Launch geometry for `threads` threads.
     fn grid(&self, threads: usize) -> (CubeCount, CubeDim) {
         let dim = CubeDim::new_1d(CUBE_SIZE);
-        (calculate_cube_count_elemwise(&self.client, threads, dim), dim)
+        (
+            calculate_cube_count_elemwise(&self.client, threads, dim),
+            dim,
+        )
     }
 
     /// Launches [`matmul_kernel`]: `out [m, q] = A · B` for every member, each operand given as
@@ -591,7 +608,14 @@ impl<R: CubeRuntime> CubeStack<R> {
                 arr(a, k * a_batch),
                 arr(b, k * b_batch),
                 arr(out, k * m * q),
-                arr(mask.unwrap_or(a), if mask.is_some() { k * m * q } else { k * a_batch }),
+                arr(
+                    mask.unwrap_or(a),
+                    if mask.is_some() {
+                        k * m * q
+                    } else {
+                        k * a_batch
+                    },
+                ),
                 k,
                 m,
                 q,

@@ -20,8 +20,8 @@ use std::ops::Range;
 use crate::model::{transpose, MlpWeights};
 
 use super::{
-    bias_corrections, AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend,
-    BETA_1, BETA_2,
+    bias_corrections, AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend, BETA_1,
+    BETA_2,
 };
 
 /// A stack on the host.

@@ -192,12 +192,23 @@ impl StackSetup {
     /// counts: a programmer error, since [`Ensemble`](crate::train::Ensemble) builds setups
     /// from validated configurations.
     pub fn check(&self) -> u64 {
-        let first = self.members.first().expect("a stack needs at least one member");
+        let first = self
+            .members
+            .first()
+            .expect("a stack needs at least one member");
         let step = first.adam.as_ref().map_or(0, |adam| adam.step);
         let (p, h) = (self.p, self.d_hidden);
         for m in &self.members {
-            assert_eq!((m.weights.p(), m.weights.d_hidden()), (p, h), "weights shape");
-            assert_eq!(m.adam.as_ref().map_or(0, |adam| adam.step), step, "AdamW steps");
+            assert_eq!(
+                (m.weights.p(), m.weights.d_hidden()),
+                (p, h),
+                "weights shape"
+            );
+            assert_eq!(
+                m.adam.as_ref().map_or(0, |adam| adam.step),
+                step,
+                "AdamW steps"
+            );
             if let Some(adam) = &m.adam {
                 for (len, want) in [
                     (adam.fc1_m1.len(), 2 * p * h),

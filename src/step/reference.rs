@@ -26,9 +26,7 @@ use burn::{
 
 use crate::model::{to_vec, transpose, MlpWeights};
 
-use super::{
-    AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend, BETA_1, BETA_2,
-};
+use super::{AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend, BETA_1, BETA_2};
 
 /// A stack as Burn tensors on `B`'s device.
 pub struct ReferenceStack<B: Backend> {
@@ -168,9 +166,8 @@ impl<B: Backend> ReferenceStack<B> {
                 .collect();
             stack(values, rows, cols)
         };
-        let adam = |m: &super::MemberSetup| {
-            m.adam.clone().unwrap_or_else(|| AdamState::zeros(p, h))
-        };
+        let adam =
+            |m: &super::MemberSetup| m.adam.clone().unwrap_or_else(|| AdamState::zeros(p, h));
         let hyper: Vec<Hyper> = setup.members.iter().map(|m| m.hyper).collect();
         let zeros = || Tensor::<B, 1>::zeros([k], device);
         Self {
@@ -265,7 +262,10 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
         let n = rows.len();
         let fc1 = Tensor::<Self, 3>::from_inner(stack.fc1.clone()).require_grad();
         let fc2 = Tensor::<Self, 3>::from_inner(stack.fc2.clone()).require_grad();
-        let batch = stack.train.rows(rows).map(Tensor::<Self, 2, Int>::from_inner);
+        let batch = stack
+            .train
+            .rows(rows)
+            .map(Tensor::<Self, 2, Int>::from_inner);
         let (loss, correct) =
             loss_and_correct(logits(fc1.clone(), fc2.clone(), &batch), batch.y.clone());
         // Each member's loss is the mean over its batch; their sum is what is differentiated.

@@ -268,7 +268,10 @@ impl<B: TrainBackend> Trainer<B> {
     /// # Errors
     /// Any invalid field of `config` (see [`TrainingConfig::validate`]).
     pub fn new(config: &TrainingConfig, device: &B::Device) -> error::Result<Self> {
-        Ok(Self::of(Ensemble::new(std::slice::from_ref(config), device)?))
+        Ok(Self::of(Ensemble::new(
+            std::slice::from_ref(config),
+            device,
+        )?))
     }
 
     fn of(ensemble: Ensemble<B>) -> Self {
@@ -332,8 +335,7 @@ impl<B: TrainBackend> Trainer<B> {
         let begin = index * batch_size;
         assert!(begin < n_train, "batch {index} is past the training split");
         self.model.take();
-        self.ensemble
-            .step(begin..(begin + batch_size).min(n_train));
+        self.ensemble.step(begin..(begin + batch_size).min(n_train));
     }
 
     /// Runs one epoch: a step per batch, then validation. Returns its metrics.

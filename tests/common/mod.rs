@@ -118,12 +118,7 @@ pub fn assert_matches_reference<A: grokking::TrainBackend>(
                 );
             }
         }
-        for (k, (g, w)) in tested
-            .weights()
-            .iter()
-            .zip(&expected.weights())
-            .enumerate()
-        {
+        for (k, (g, w)) in tested.weights().iter().zip(&expected.weights()).enumerate() {
             for (name, a, b) in [("fc1", g.fc1(), w.fc1()), ("fc2", g.fc2(), w.fc2())] {
                 let worst = a
                     .iter()
