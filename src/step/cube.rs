@@ -38,10 +38,11 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, IntElement};
 use burn_fusion::Fusion;
 use cubecl::{calculate_cube_count_elemwise, prelude::*, server::Handle};
 
-use crate::model::{transpose, MlpWeights};
+use crate::model::MlpWeights;
 
 use super::{
-    bias_corrections, AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend,
+    bias_corrections, unstack_adam, unstack_weights, AdamState, EpochSums, Hyper, PassSums, Rows,
+    StackSetup, StepBackend,
 };
 
 /// Stacks of at least this many members run the products in 4×4 tiles (measured on an H100:
@@ -494,29 +495,10 @@ impl<R: CubeRuntime> CubeStack<R> {
         let step = setup.check();
         let client = R::client(device);
         let (p, h, k) = (setup.p, setup.d_hidden, setup.k());
-        let adam: Vec<AdamState> = setup
-            .members
-            .iter()
-            .map(|m| m.adam.clone().unwrap_or_else(|| AdamState::zeros(p, h)))
-            .collect();
-        // PyTorch orientation [cols, rows] -> Burn's [rows, cols], member after member.
-        let stacked = |part: &dyn Fn(usize) -> Vec<f32>, rows: usize, cols: usize| {
-            let values: Vec<f32> = (0..k)
-                .flat_map(|m| transpose(&part(m), cols, rows))
-                .collect();
-            upload_f32(&client, &values)
-        };
+        let (fc1, fc2) = setup.stacked();
+        let w1 = fc1.map(|values| upload_f32(&client, &values));
+        let w2 = fc2.map(|values| upload_f32(&client, &values));
         let m = &setup.members;
-        let w1 = [
-            stacked(&|i| m[i].weights.fc1().to_vec(), 2 * p, h),
-            stacked(&|i| adam[i].fc1_m1.clone(), 2 * p, h),
-            stacked(&|i| adam[i].fc1_m2.clone(), 2 * p, h),
-        ];
-        let w2 = [
-            stacked(&|i| m[i].weights.fc2().to_vec(), h, p),
-            stacked(&|i| adam[i].fc2_m1.clone(), h, p),
-            stacked(&|i| adam[i].fc2_m2.clone(), h, p),
-        ];
         let rows = |split: &dyn Fn(&super::MemberSetup) -> &Rows| {
             let concat = |f: &dyn Fn(&Rows) -> &[u32]| -> Vec<u32> {
                 m.iter()
@@ -800,14 +782,6 @@ impl<R: CubeRuntime> CubeStack<R> {
             .map(|bytes| f32::from_bytes(&bytes).to_vec())
             .collect()
     }
-
-    /// Member by member, `[rows, cols]` blocks of a stacked buffer, in PyTorch's orientation.
-    fn members(values: &[f32], rows: usize, cols: usize) -> Vec<Vec<f32>> {
-        values
-            .chunks_exact(rows * cols)
-            .map(|block| transpose(block, rows, cols))
-            .collect()
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -851,22 +825,14 @@ macro_rules! impl_cube_step_backend {
             }
 
             fn stack_weights(stack: &CubeStack<R>) -> Vec<MlpWeights> {
-                let (p, h) = (stack.p, stack.h);
                 let [w1, w2]: [Vec<f32>; 2] = stack
                     .read(vec![stack.w1[0].clone(), stack.w2[0].clone()])
                     .try_into()
                     .expect("two buffers read");
-                CubeStack::<R>::members(&w1, 2 * p, h)
-                    .into_iter()
-                    .zip(CubeStack::<R>::members(&w2, h, p))
-                    .map(|(fc1, fc2)| {
-                        MlpWeights::new(p, h, fc1, fc2).expect("stacked shapes are consistent")
-                    })
-                    .collect()
+                unstack_weights(stack.p, stack.h, &w1, &w2)
             }
 
             fn stack_adam(stack: &CubeStack<R>) -> Vec<AdamState> {
-                let (p, h) = (stack.p, stack.h);
                 let handles = vec![
                     stack.w1[1].clone(),
                     stack.w1[2].clone(),
@@ -875,22 +841,7 @@ macro_rules! impl_cube_step_backend {
                 ];
                 let [a, b, c, d]: [Vec<f32>; 4] =
                     stack.read(handles).try_into().expect("four buffers read");
-                let a = CubeStack::<R>::members(&a, 2 * p, h);
-                let b = CubeStack::<R>::members(&b, 2 * p, h);
-                let c = CubeStack::<R>::members(&c, h, p);
-                let d = CubeStack::<R>::members(&d, h, p);
-                a.into_iter()
-                    .zip(b)
-                    .zip(c)
-                    .zip(d)
-                    .map(|(((fc1_m1, fc1_m2), fc2_m1), fc2_m2)| AdamState {
-                        step: stack.step,
-                        fc1_m1,
-                        fc1_m2,
-                        fc2_m1,
-                        fc2_m2,
-                    })
-                    .collect()
+                unstack_adam((stack.p, stack.h, stack.step), [&a, &b], [&c, &d])
             }
 
             fn stack_set_hyper(stack: &mut CubeStack<R>, hyper: &[Hyper]) {

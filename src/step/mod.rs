@@ -42,7 +42,7 @@ use burn::tensor::backend::Backend;
 
 use crate::{
     data::{ModularDataset, Split},
-    model::MlpWeights,
+    model::{transpose, MlpWeights},
 };
 
 /// AdamW's first-moment decay (PyTorch's and Burn's default).
@@ -224,6 +224,77 @@ impl StackSetup {
         }
         step
     }
+}
+
+impl StackSetup {
+    /// The members' weights and AdamW moments stacked in Burn's layout, member after member:
+    /// `[fc1, fc1 first moment, fc1 second moment]` as `[K, 2p, d_hidden]` and the same of fc2 as
+    /// `[K, d_hidden, p]` (zero moments for a member without AdamW state).
+    pub(crate) fn stacked(&self) -> ([Vec<f32>; 3], [Vec<f32>; 3]) {
+        let (p, h) = (self.p, self.d_hidden);
+        let zeros = AdamState::zeros(p, h);
+        // PyTorch orientation [cols, rows] -> Burn's [rows, cols], member after member.
+        let stack = |part: &dyn Fn(&MemberSetup, &AdamState) -> Vec<f32>, rows, cols| {
+            self.members
+                .iter()
+                .flat_map(|m| transpose(&part(m, m.adam.as_ref().unwrap_or(&zeros)), cols, rows))
+                .collect::<Vec<f32>>()
+        };
+        (
+            [
+                stack(&|m, _| m.weights.fc1().to_vec(), 2 * p, h),
+                stack(&|_, adam| adam.fc1_m1.clone(), 2 * p, h),
+                stack(&|_, adam| adam.fc1_m2.clone(), 2 * p, h),
+            ],
+            [
+                stack(&|m, _| m.weights.fc2().to_vec(), h, p),
+                stack(&|_, adam| adam.fc2_m1.clone(), h, p),
+                stack(&|_, adam| adam.fc2_m2.clone(), h, p),
+            ],
+        )
+    }
+}
+
+/// Member by member, the `[rows, cols]` blocks (Burn's layout) of stacked values, each
+/// transposed to PyTorch's orientation.
+fn unstack(values: &[f32], rows: usize, cols: usize) -> Vec<Vec<f32>> {
+    values
+        .chunks_exact(rows * cols)
+        .map(|block| transpose(block, rows, cols))
+        .collect()
+}
+
+/// Every member's weights from stacked fc1 `[K, 2p, d_hidden]` and fc2 `[K, d_hidden, p]` values
+/// (the inverse of [`StackSetup::stacked`]).
+pub(crate) fn unstack_weights(p: usize, h: usize, fc1: &[f32], fc2: &[f32]) -> Vec<MlpWeights> {
+    unstack(fc1, 2 * p, h)
+        .into_iter()
+        .zip(unstack(fc2, h, p))
+        .map(|(fc1, fc2)| MlpWeights::new(p, h, fc1, fc2).expect("stacked shapes are consistent"))
+        .collect()
+}
+
+/// Every member's AdamW state at `step` from stacked `[fc1 first, fc1 second]` moments
+/// `[K, 2p, d_hidden]` and fc2's `[K, d_hidden, p]`.
+pub(crate) fn unstack_adam(
+    (p, h, step): (usize, usize, u64),
+    [fc1_m1, fc1_m2]: [&[f32]; 2],
+    [fc2_m1, fc2_m2]: [&[f32]; 2],
+) -> Vec<AdamState> {
+    let (a, b) = (unstack(fc1_m1, 2 * p, h), unstack(fc1_m2, 2 * p, h));
+    let (c, d) = (unstack(fc2_m1, h, p), unstack(fc2_m2, h, p));
+    a.into_iter()
+        .zip(b)
+        .zip(c)
+        .zip(d)
+        .map(|(((fc1_m1, fc1_m2), fc2_m1), fc2_m2)| AdamState {
+            step,
+            fc1_m1,
+            fc1_m2,
+            fc2_m1,
+            fc2_m2,
+        })
+        .collect()
 }
 
 /// Sums of one pass over a split: summed row losses and the number of right predictions.

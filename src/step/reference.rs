@@ -24,9 +24,12 @@ use burn::{
     },
 };
 
-use crate::model::{to_vec, transpose, MlpWeights};
+use crate::model::{to_vec, MlpWeights};
 
-use super::{AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend, BETA_1, BETA_2};
+use super::{
+    unstack_adam, unstack_weights, AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup,
+    StepBackend, BETA_1, BETA_2,
+};
 
 /// A stack as Burn tensors on `B`'s device.
 pub struct ReferenceStack<B: Backend> {
@@ -154,36 +157,26 @@ impl<B: Backend> ReferenceStack<B> {
     fn new(setup: StackSetup, device: &B::Device) -> Self {
         let step = setup.check();
         let (p, h, k) = (setup.p, setup.d_hidden, setup.k());
-        let stack = |values: Vec<f32>, rows, cols| {
+        let tensor = |values: Vec<f32>, rows, cols| {
             Tensor::<B, 3>::from_data(TensorData::new(values, [k, rows, cols]), device)
         };
-        // PyTorch orientation [cols, rows] -> Burn's [rows, cols], member after member.
-        let stacked = |part: &dyn Fn(&super::MemberSetup) -> Vec<f32>, rows, cols| {
-            let values = setup
-                .members
-                .iter()
-                .flat_map(|m| transpose(&part(m), cols, rows))
-                .collect();
-            stack(values, rows, cols)
-        };
-        let adam =
-            |m: &super::MemberSetup| m.adam.clone().unwrap_or_else(|| AdamState::zeros(p, h));
+        let ([fc1, fc1_m1, fc1_m2], [fc2, fc2_m1, fc2_m2]) = setup.stacked();
         let hyper: Vec<Hyper> = setup.members.iter().map(|m| m.hyper).collect();
         let zeros = || Tensor::<B, 1>::zeros([k], device);
         Self {
             p,
             h,
             step,
-            fc1: stacked(&|m| m.weights.fc1().to_vec(), 2 * p, h),
-            fc2: stacked(&|m| m.weights.fc2().to_vec(), h, p),
+            fc1: tensor(fc1, 2 * p, h),
+            fc2: tensor(fc2, h, p),
             moments: [
                 Moments {
-                    first: stacked(&|m| adam(m).fc1_m1, 2 * p, h),
-                    second: stacked(&|m| adam(m).fc1_m2, 2 * p, h),
+                    first: tensor(fc1_m1, 2 * p, h),
+                    second: tensor(fc1_m2, 2 * p, h),
                 },
                 Moments {
-                    first: stacked(&|m| adam(m).fc2_m1, h, p),
-                    second: stacked(&|m| adam(m).fc2_m2, h, p),
+                    first: tensor(fc2_m1, h, p),
+                    second: tensor(fc2_m2, h, p),
                 },
             ],
             factors: factor_tensors(&hyper, device),
@@ -196,16 +189,6 @@ impl<B: Backend> ReferenceStack<B> {
 
     fn k(&self) -> usize {
         self.hyper.len()
-    }
-
-    /// Member by member, `[rows, cols]` (Burn's layout) blocks of a stacked tensor, transposed
-    /// to PyTorch's orientation.
-    fn members(&self, tensor: &Tensor<B, 3>) -> Vec<Vec<f32>> {
-        let [_, rows, cols] = tensor.dims();
-        to_vec(tensor.clone())
-            .chunks_exact(rows * cols)
-            .map(|block| transpose(block, rows, cols))
-            .collect()
     }
 }
 
@@ -310,32 +293,15 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
     }
 
     fn stack_weights(stack: &ReferenceStack<B>) -> Vec<MlpWeights> {
-        let (p, h) = (stack.p, stack.h);
-        stack
-            .members(&stack.fc1)
-            .into_iter()
-            .zip(stack.members(&stack.fc2))
-            .map(|(fc1, fc2)| {
-                MlpWeights::new(p, h, fc1, fc2).expect("stacked shapes are consistent")
-            })
-            .collect()
+        let (fc1, fc2) = (to_vec(stack.fc1.clone()), to_vec(stack.fc2.clone()));
+        unstack_weights(stack.p, stack.h, &fc1, &fc2)
     }
 
     fn stack_adam(stack: &ReferenceStack<B>) -> Vec<AdamState> {
         let [m1, m2] = &stack.moments;
-        let parts = [&m1.first, &m1.second, &m2.first, &m2.second].map(|t| stack.members(t));
-        let [a, b, c, d] = parts.map(|p| p.into_iter());
-        a.zip(b)
-            .zip(c)
-            .zip(d)
-            .map(|(((fc1_m1, fc1_m2), fc2_m1), fc2_m2)| AdamState {
-                step: stack.step,
-                fc1_m1,
-                fc1_m2,
-                fc2_m1,
-                fc2_m2,
-            })
-            .collect()
+        let [a, b, c, d] =
+            [&m1.first, &m1.second, &m2.first, &m2.second].map(|t| to_vec(t.clone()));
+        unstack_adam((stack.p, stack.h, stack.step), [&a, &b], [&c, &d])
     }
 
     fn stack_set_hyper(stack: &mut ReferenceStack<B>, hyper: &[Hyper]) {
