@@ -226,6 +226,6 @@ fn on_cpu_backends_a_batch_runs_fused_engines_in_parallel_with_the_same_results(
     let (sequential, _) =
         sweep::train_points::<CpuAutodiff>(&points, SweepMode::Sequential, 8, &device, |_| {})
             .unwrap();
-    // The fused engine is bit-reproducible, threads or not.
+    // The host step is bit-reproducible, threads or not.
     assert_eq!(untimed(&batched), untimed(&sequential));
 }

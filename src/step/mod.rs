@@ -29,6 +29,33 @@
 //! fc1 `[2p, d_hidden]` and fc2 `[d_hidden, p]`; everything that crosses into or out of a stack
 //! ([`MemberSetup`], [`StepBackend::stack_weights`], [`StepBackend::stack_adam`]) is in
 //! PyTorch's orientation, like [`MlpWeights`].
+//!
+//! # Example
+//! One step and a validation pass of a stack of one on the host implementation, without the
+//! training loop ([`Ensemble`](crate::train::Ensemble) is that loop):
+//! ```
+//! use burn::backend::Flex;
+//! use grokking::{
+//!     step::{Hyper, MemberSetup, Rows, StackSetup, StepBackend},
+//!     MlpConfig, ModularDataset, Split,
+//! };
+//! let data = ModularDataset::new(7, 0.8, 1)?; // 39 training rows, 10 validation rows
+//! let member = MemberSetup {
+//!     weights: MlpConfig::new().with_p(7).with_d_hidden(8).init_weights(1),
+//!     adam: None,
+//!     hyper: Hyper { lr: 1e-2, weight_decay: 0.5, epsilon: 1e-8 },
+//!     train: Rows::new(&data, Split::Train),
+//!     val: Rows::new(&data, Split::Val),
+//! };
+//! let setup = StackSetup { p: 7, d_hidden: 8, members: vec![member] };
+//! let mut stack = Flex::stack_init(setup, &Default::default());
+//! Flex::stack_step(&mut stack, 0..16);
+//! Flex::stack_validate(&mut stack);
+//! let sums = Flex::stack_take_sums(&mut stack);
+//! assert!(sums[0].train.loss_sum > 0.0 && sums[0].val.correct <= 10);
+//! assert_eq!(Flex::stack_adam(&stack)[0].step, 1);
+//! # Ok::<(), grokking::Error>(())
+//! ```
 
 mod host;
 mod reference;

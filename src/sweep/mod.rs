@@ -268,8 +268,9 @@ pub fn batches(points: &[GridPoint], max_batch: usize) -> Vec<Vec<GridPoint>> {
         .collect()
 }
 
-/// The CPU form of a batch: each model on its own fused engine (the same computation as training
-/// it alone, bit for bit), the models spread over all cores, progress reported from this thread.
+/// The CPU form of a batch: each model alone on the host implementation (the same computation
+/// as training it alone, bit for bit), the models spread over all cores, progress reported from
+/// this thread.
 fn train_fused_in_parallel<B: TrainBackend>(
     batch: &[GridPoint],
     device: &B::Device,
