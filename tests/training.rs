@@ -286,3 +286,23 @@ fn the_fused_engine_is_bit_reproducible_and_restores_its_state() {
     );
     assert_eq!(resumed.weights(), a.weights());
 }
+
+#[test]
+fn a_schedule_can_change_the_learning_rate_during_training() {
+    for engine in [Engine::Fused, Engine::Generic] {
+        let config = small_config().with_epochs(3).with_engine(engine);
+        let mut trainer = Trainer::<CpuAutodiff>::new(&config, &Default::default()).unwrap();
+        trainer.run_epoch();
+        let before = trainer.weights();
+        // lr 0 leaves every weight as it is (w·(1 − 0·wd) − 0·update), on both engines.
+        trainer.set_lr_and_weight_decay(0.0, 0.5).unwrap();
+        trainer.run_epoch();
+        assert_eq!(trainer.weights(), before, "{engine:?}");
+        assert_eq!(trainer.config().lr, 0.0);
+        trainer.set_lr_and_weight_decay(1e-2, 0.5).unwrap();
+        trainer.run_epoch();
+        assert_ne!(trainer.weights(), before, "{engine:?}");
+        assert!(trainer.set_lr_and_weight_decay(f64::NAN, 0.5).is_err());
+        assert!(trainer.set_lr_and_weight_decay(1e-3, -1.0).is_err());
+    }
+}

@@ -317,7 +317,7 @@ impl<B: TrainBackend> Trainer<B> {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a value [`TrainingConfig::validate`] rejects.
-    pub fn set_lr(&mut self, lr: f64, weight_decay: f64) -> error::Result<()> {
+    pub fn set_lr_and_weight_decay(&mut self, lr: f64, weight_decay: f64) -> error::Result<()> {
         let epsilon = self.config().adam_epsilon;
         self.ensemble.set_hyper(0, lr, weight_decay, epsilon)
     }
