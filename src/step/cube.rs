@@ -431,7 +431,6 @@ pub struct CubeStack<R: CubeRuntime> {
     p: usize,
     h: usize,
     step: u64,
-    hyper: Vec<Hyper>,
     /// `[K, 2p, h]` (Burn's layout per member): weights, first and second moments.
     w1: [Handle; 3],
     /// `[K, h, p]`: weights, first and second moments.
@@ -518,7 +517,6 @@ impl<R: CubeRuntime> CubeStack<R> {
             val: rows(&|member| &member.val),
             factors: upload_f32(&client, &factors_of(&hyper)),
             sums: upload_f32(&client, &vec![0.0; k * 4]),
-            hyper,
             w1,
             w2,
             k,
@@ -846,7 +844,6 @@ macro_rules! impl_cube_step_backend {
 
             fn stack_set_hyper(stack: &mut CubeStack<R>, hyper: &[Hyper]) {
                 assert_eq!(hyper.len(), stack.k, "one Hyper per member");
-                stack.hyper = hyper.to_vec();
                 stack.factors = upload_f32(&stack.client, &factors_of(hyper));
             }
         }

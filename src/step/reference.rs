@@ -40,7 +40,6 @@ pub struct ReferenceStack<B: Backend> {
     fc2: Tensor<B, 3>,
     /// AdamW's moments of fc1 and fc2.
     moments: [Moments<B>; 2],
-    hyper: Vec<Hyper>,
     /// `[K, 1, 1]`: lr, `1 − lr·wd` and ε per member.
     factors: [Tensor<B, 3>; 3],
     train: StackedRows<B>,
@@ -180,7 +179,6 @@ impl<B: Backend> ReferenceStack<B> {
                 },
             ],
             factors: factor_tensors(&hyper, device),
-            hyper,
             train: StackedRows::new(setup.members.iter().map(|m| &m.train), device),
             val: StackedRows::new(setup.members.iter().map(|m| &m.val), device),
             sums: [zeros(), zeros(), zeros(), zeros()],
@@ -188,7 +186,7 @@ impl<B: Backend> ReferenceStack<B> {
     }
 
     fn k(&self) -> usize {
-        self.hyper.len()
+        self.fc1.dims()[0]
     }
 }
 
@@ -306,7 +304,6 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
 
     fn stack_set_hyper(stack: &mut ReferenceStack<B>, hyper: &[Hyper]) {
         assert_eq!(hyper.len(), stack.k(), "one Hyper per member");
-        stack.hyper = hyper.to_vec();
         stack.factors = factor_tensors(hyper, &stack.fc1.device());
     }
 }
