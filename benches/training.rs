@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the notebook's configuration (p = 113, 100 hidden, batch 128), one
 //! group per compiled backend: one training step, one epoch (80 steps and validation), the
-//! forward pass over all p² pairs; and, on the host, the neuron fits.
+//! forward pass over all p² pairs; and, on the host, the neuron fits. The CPU backends' groups
+//! run the host step on every core; their `-1thread` groups run it on one thread.
 //!
 //! `cargo bench` runs the CPU backends (ndarray, flex); `cargo bench --features wgpu` (or
 //! `vulkan`, `cuda`) adds that GPU backend. GPU timings synchronise the device before the clock
@@ -21,15 +22,20 @@ fn config(engine: Engine) -> TrainingConfig {
     TrainingConfig::new().with_engine(engine)
 }
 
-/// Benchmarks of one backend, `B` with autodiff; `engines` lists the engines to time.
-fn backend<B: TrainBackend>(c: &mut Criterion, name: &str, engines: &[Engine]) {
+/// What a group times: an engine, and on the CPU backends the threads per model (`None`: every
+/// core).
+type Variant = (Engine, Option<usize>);
+
+/// Benchmarks of one backend, `B` with autodiff; `variants` lists what to time.
+fn backend<B: TrainBackend>(c: &mut Criterion, name: &str, variants: &[Variant]) {
     let device = B::Device::default();
     let sync = |device: &B::Device| B::sync(device).expect("device synchronises");
     let mut group = c.benchmark_group(name);
     group.sample_size(20);
-    for &engine in engines {
+    for &(engine, threads) in variants {
         let label = format!("{engine:?}").to_lowercase();
-        let mut trainer = Trainer::<B>::new(&config(engine), &device).expect("valid config");
+        let config = config(engine).with_threads(threads);
+        let mut trainer = Trainer::<B>::new(&config, &device).expect("valid config");
         let batches = trainer.data().train_rows().len().div_ceil(128) - 1;
         let mut index = 0;
         group.bench_function(format!("step/{label}"), |bench| {
@@ -46,6 +52,13 @@ fn backend<B: TrainBackend>(c: &mut Criterion, name: &str, engines: &[Engine]) {
                 sync(&device);
             })
         });
+    }
+    if !variants
+        .iter()
+        .any(|&(engine, _)| engine == Engine::Generic)
+    {
+        group.finish();
+        return;
     }
     let trainer = Trainer::<B>::new(&config(Engine::Generic), &device).expect("valid config");
     let model = trainer.model().valid();
@@ -77,19 +90,28 @@ fn fits(c: &mut Criterion) {
 }
 
 fn backends(c: &mut Criterion) {
-    let cpu = [Engine::Fused, Engine::Generic];
-    let gpu = [Engine::Fused, Engine::Generic];
+    // The CPU backends' groups run on every core; their `-1thread` groups time the host step
+    // on one, so each is tracked.
+    let cpu = [(Engine::Fused, None), (Engine::Generic, None)];
+    let one_thread = [(Engine::Fused, Some(1))];
+    let gpu = cpu;
     #[cfg(feature = "flex")]
-    backend::<Autodiff<burn::backend::Flex>>(c, "flex", &cpu);
+    {
+        backend::<Autodiff<burn::backend::Flex>>(c, "flex", &cpu);
+        backend::<Autodiff<burn::backend::Flex>>(c, "flex-1thread", &one_thread);
+    }
     #[cfg(feature = "ndarray")]
-    backend::<Autodiff<burn::backend::NdArray>>(c, "ndarray", &cpu);
+    {
+        backend::<Autodiff<burn::backend::NdArray>>(c, "ndarray", &cpu);
+        backend::<Autodiff<burn::backend::NdArray>>(c, "ndarray-1thread", &one_thread);
+    }
     #[cfg(feature = "wgpu")]
     backend::<Autodiff<burn::backend::Wgpu>>(c, "wgpu", &gpu);
     #[cfg(feature = "vulkan")]
     backend::<Autodiff<burn::backend::Vulkan>>(c, "vulkan", &gpu);
     #[cfg(feature = "cuda")]
     backend::<Autodiff<burn::backend::Cuda>>(c, "cuda", &gpu);
-    let _ = (cpu, gpu);
+    let _ = (cpu, one_thread, gpu);
 }
 
 criterion_group!(benches, backends, fits);

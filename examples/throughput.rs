@@ -27,6 +27,9 @@ struct Args {
     /// Numbers of models, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     ks: Vec<usize>,
+    /// Threads per model on the CPU backends (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Timed steps per K (full batches of 128, cycling through an epoch's).
     #[arg(long, default_value_t = 200)]
     steps: usize,
@@ -44,7 +47,12 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     for &k in &args.ks {
         anyhow::ensure!(k > 0, "--ks: K must be at least 1");
         let configs: Vec<TrainingConfig> = (1..=k as u64)
-            .map(|seed| TrainingConfig::new().with_seed(seed).with_engine(engine))
+            .map(|seed| {
+                TrainingConfig::new()
+                    .with_seed(seed)
+                    .with_engine(engine)
+                    .with_threads(args.threads)
+            })
             .collect();
         let start = Instant::now();
         let mut ensemble = Ensemble::<B>::new(&configs, device)?;
@@ -61,9 +69,10 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         B::sync(device).context("synchronising the device")?;
         let seconds = start.elapsed().as_secs_f64() / args.steps.max(1) as f64;
         let line = format!(
-            "{{\"backend\": \"{}\", \"engine\": \"{engine:?}\", \"k\": {k}, \"ms_per_step\": {:.4}, \
+            "{{\"backend\": \"{}\", \"engine\": \"{engine:?}\", \"k\": {k}, \"threads\": {}, \"ms_per_step\": {:.4}, \
              \"model_steps_per_s\": {:.0}, \"first_epoch_s\": {first_epoch:.2}}}",
             args.backend.name(),
+            grokking::step::host_threads(args.threads.unwrap_or(0)),
             seconds * 1e3,
             k as f64 / seconds,
         );

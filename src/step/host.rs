@@ -1,45 +1,128 @@
 //! The host implementation of [`StepBackend`] for the CPU backends (ndarray, flex): plain `f32`
-//! code without Burn's per-operation overhead.
+//! code without Burn's per-operation overhead, on every core.
 //!
 //! One member's step over a batch of `n` rows:
 //! - `pre[i] = W1[a_i] + W1[p + b_i]` (fc1 as a gather of two rows), `post = relu(pre)`,
-//!   `logits = post · W2` (one small GEMM);
+//!   `logits = post · W2` (small GEMMs);
 //! - softmax cross-entropy, its mean over the batch, argmax (first maximum) for accuracy;
 //! - `dlogits = (softmax - onehot(y)) / n`, `dW2 = postᵀ · dlogits`, `dpost = dlogits · W2ᵀ`
 //!   (two GEMMs), `dpre = dpost ⊙ [pre > 0]`, `dW1` by scatter-adding `dpre[i]` into rows
 //!   `a_i` and `p + b_i` in row order;
 //! - AdamW, element by element.
 //!
-//! Members are stepped one after another on this thread; every reduction has a fixed order, so
-//! a run is bit-reproducible. Element-wise loops are compiled for AVX2 where the CPU has it
-//! (runtime detection); they round the same way at any vector width and no reduction is
-//! reordered, so the results are the same bits.
+//! # Threads
+//! The hidden units are cut into fixed pieces of at most [`MAX_UNITS_PER_PIECE`] units.
+//! Each thread of a persistent team ([`Pool`]) owns a contiguous run of pieces, and with them
+//! their columns of `W1` and rows of `W2`, their gradients and their AdamW moments, which
+//! therefore stay in that core's cache. A step has three phases and two barriers:
+//! 1. by unit piece: the piece's `pre` and `post`, and its part of the logits,
+//!    `post[:, u] · W2[u, :]`;
+//! 2. by rows, in pieces of [`ROWS_PER_PIECE`]: the logits (the unit pieces' parts added in
+//!    piece order), softmax cross-entropy and its gradient;
+//! 3. by unit piece: the piece's rows of `dW2`, its columns of `dpost`, `dpre` and `dW1` (rows
+//!    added in batch order), and AdamW on its weights.
+//!
+//! Only the logits (phase 2 reads every piece's part) and the gradient of the logits (phase 3
+//! reads every row) cross between cores. The pieces do not depend on the number of threads and
+//! each value is computed by one fixed sequence of operations whoever computes it, so a run
+//! gives the same bits on one thread as on sixteen. Against one GEMM over all hidden units, the
+//! logits are rounded differently: they are a sum of one partial product per piece. Validation
+//! computes its logits the same way, in blocks of rows. Members of a stack are stepped one after
+//! another.
+//!
+//! # Vector units
+//! The element-wise loops are compiled for AVX-512 or AVX2 where the CPU has them (runtime
+//! detection); they round the same way at any vector width and no reduction is reordered, so
+//! the results are the same bits. The GEMMs are `gemm`'s, which picks its own kernels.
 
-use std::ops::Range;
+use std::{marker::PhantomData, ops::Range};
 
-use crate::model::{transpose, MlpWeights};
+use crate::model::MlpWeights;
 
 use super::{
-    bias_corrections, AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup, StepBackend, BETA_1,
-    BETA_2,
+    bias_corrections,
+    pool::{Pool, Team},
+    AdamState, EpochSums, Hyper, Rows, StackSetup, StepBackend, BETA_1, BETA_2,
 };
 
+/// The most hidden units in a piece: a layer of `h` units is cut into `h.div_ceil(MAX_UNITS_PER_PIECE)`
+/// near-equal pieces, which is also the most threads a model's step uses (two for the notebook's
+/// 100 units). Smaller pieces cost more in small GEMMs than a second core gains (measured in
+/// docs/benchmarks.md).
+pub const MAX_UNITS_PER_PIECE: usize = 64;
+/// Rows per piece of the second phase (softmax cross-entropy).
+pub const ROWS_PER_PIECE: usize = 16;
+/// Validation rows per pass over the scratch buffers (keeps them small for large p).
+const VAL_BLOCK: usize = 1024;
+
+/// The number of threads a host stack uses when asked for `threads` (0: one per core): never
+/// more than the machine's cores.
+pub fn host_threads(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 0 {
+        cores
+    } else {
+        threads.min(cores)
+    }
+}
+
+/// The hidden units of piece `i` when `h` units are cut into `pieces` near-equal pieces.
+fn units(i: usize, pieces: usize, h: usize) -> Range<usize> {
+    i * h / pieces..(i + 1) * h / pieces
+}
+
+/// Rows `i·size..` of `len` rows cut into pieces of `size`.
+fn rows_of_piece(i: usize, size: usize, len: usize) -> Range<usize> {
+    i * size..((i + 1) * size).min(len)
+}
+
+/// fc1 in the host layout: piece after piece, each piece `[2p, |u|]` row-major, so a piece's
+/// weights are one contiguous block. From PyTorch's orientation `[h, 2p]`.
+fn fc1_to_pieces(fc1: &[f32], (p, h): (usize, usize), pieces: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(2 * p * h);
+    for i in 0..pieces {
+        let u = units(i, pieces, h);
+        for row in 0..2 * p {
+            out.extend(u.clone().map(|unit| fc1[unit * 2 * p + row]));
+        }
+    }
+    out
+}
+
+/// The inverse of [`fc1_to_pieces`].
+fn fc1_from_pieces(blocks: &[f32], (p, h): (usize, usize), pieces: usize) -> Vec<f32> {
+    let mut out = vec![0.0; 2 * p * h];
+    for i in 0..pieces {
+        let u = units(i, pieces, h);
+        let block = &blocks[2 * p * u.start..2 * p * u.end];
+        for row in 0..2 * p {
+            for (k, unit) in u.clone().enumerate() {
+                out[unit * 2 * p + row] = block[row * u.len() + k];
+            }
+        }
+    }
+    out
+}
+
 /// A stack on the host.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HostStack {
     p: usize,
     h: usize,
+    /// Unit pieces, `h.div_ceil(MAX_UNITS_PER_PIECE)`.
+    pieces: usize,
     step: u64,
     members: Vec<HostMember>,
     scratch: Scratch,
+    pool: Pool,
 }
 
 /// One member's weights, moments, hyperparameters, rows and sums.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct HostMember {
-    /// `[2p, h]`, Burn layout.
+    /// fc1 in pieces ([`fc1_to_pieces`]).
     w1: Vec<f32>,
-    /// `[h, p]`, Burn layout.
+    /// fc2, `[h, p]` (Burn's layout).
     w2: Vec<f32>,
     m1_w1: Vec<f32>,
     m2_w1: Vec<f32>,
@@ -51,47 +134,90 @@ struct HostMember {
     sums: EpochSums,
 }
 
-#[derive(Debug, Clone)]
+/// Buffers of one step over at most `rows` rows.
+#[derive(Debug)]
 struct Scratch {
-    pre: Vec<f32>,    // [rows, h]
-    post: Vec<f32>,   // [rows, h]
-    logits: Vec<f32>, // [rows, p]; softmax gradient in place
-    dpost: Vec<f32>,  // [rows, h]
-    g1: Vec<f32>,     // [2p, h]
-    g2: Vec<f32>,     // [h, p]
+    rows: usize,
+    pass: PassBuffers,
+    /// `dpost`, then `dpre` in place; laid out as [`PassBuffers::pre`].
+    dpost: Vec<f32>,
+    /// dW1, laid out as a member's `w1`.
+    g1: Vec<f32>,
+    /// dW2, `[h, p]`.
+    g2: Vec<f32>,
+}
+
+/// Buffers of one forward pass over at most `rows` rows.
+#[derive(Debug)]
+struct PassBuffers {
+    /// `[n, h]` for `n` rows: piece after piece, each `[n, |u|]` row-major (piece `u` starts
+    /// at `n·u.start`).
+    pre: Vec<f32>,
+    /// Laid out as `pre`.
+    post: Vec<f32>,
+    /// `[pieces, n, p]`: each unit piece's part of the logits.
+    parts: Vec<f32>,
+    /// `[n, p]`; the softmax gradient in place.
+    logits: Vec<f32>,
+    loss: Vec<f64>,
+    correct: Vec<bool>,
 }
 
 impl Scratch {
+    fn new(rows: usize, (p, h): (usize, usize), pieces: usize) -> Self {
+        Self {
+            rows,
+            pass: PassBuffers {
+                pre: vec![0.0; rows * h],
+                post: vec![0.0; rows * h],
+                parts: vec![0.0; pieces * rows * p],
+                logits: vec![0.0; rows * p],
+                loss: vec![0.0; rows],
+                correct: vec![false; rows],
+            },
+            dpost: vec![0.0; rows * h],
+            g1: vec![0.0; 2 * p * h],
+            g2: vec![0.0; h * p],
+        }
+    }
+
     /// Grows the row buffers to hold at least `rows` rows.
-    fn fit(&mut self, rows: usize, (p, h): (usize, usize)) {
-        if self.pre.len() < rows * h {
-            self.pre.resize(rows * h, 0.0);
-            self.post.resize(rows * h, 0.0);
-            self.dpost.resize(rows * h, 0.0);
-            self.logits.resize(rows * p, 0.0);
+    fn fit(&mut self, rows: usize, shape: (usize, usize), pieces: usize) {
+        if self.rows < rows {
+            *self = Self::new(rows, shape, pieces);
         }
     }
 }
 
-/// Validation rows per forward pass (keeps the scratch buffers small for large p).
-const VAL_CHUNK: usize = 4096;
+impl PassBuffers {
+    /// The losses' sum, added in row order, and the hits of the first `n` rows.
+    fn sums(&self, n: usize) -> (f64, usize) {
+        (
+            self.loss[..n].iter().fold(0.0, |sum, &l| sum + l),
+            self.correct[..n].iter().filter(|&&c| c).count(),
+        )
+    }
+}
 
 impl HostStack {
     fn new(setup: StackSetup) -> Self {
         let step = setup.check();
         let (p, h) = (setup.p, setup.d_hidden);
+        let pieces = h.div_ceil(MAX_UNITS_PER_PIECE);
         let members: Vec<HostMember> = setup
             .members
             .into_iter()
             .map(|m| {
                 let adam = m.adam.unwrap_or_else(|| AdamState::zeros(p, h));
+                let fc1 = |values: &[f32]| fc1_to_pieces(values, (p, h), pieces);
+                let fc2 = |values: &[f32]| crate::model::transpose(values, p, h);
                 HostMember {
-                    w1: transpose(m.weights.fc1(), h, 2 * p),
-                    w2: transpose(m.weights.fc2(), p, h),
-                    m1_w1: transpose(&adam.fc1_m1, h, 2 * p),
-                    m2_w1: transpose(&adam.fc1_m2, h, 2 * p),
-                    m1_w2: transpose(&adam.fc2_m1, p, h),
-                    m2_w2: transpose(&adam.fc2_m2, p, h),
+                    w1: fc1(m.weights.fc1()),
+                    w2: fc2(m.weights.fc2()),
+                    m1_w1: fc1(&adam.fc1_m1),
+                    m2_w1: fc1(&adam.fc1_m2),
+                    m1_w2: fc2(&adam.fc2_m1),
+                    m2_w2: fc2(&adam.fc2_m2),
                     hyper: m.hyper,
                     train: m.train,
                     val: m.val,
@@ -99,21 +225,16 @@ impl HostStack {
                 }
             })
             .collect();
-        // Scratch rows for a validation chunk; a longer batch grows them (`Scratch::fit`).
-        let rows = members[0].val.len().clamp(1, VAL_CHUNK);
+        // Rows for a validation block; a longer batch grows them (`Scratch::fit`).
+        let rows = members[0].val.len().clamp(1, VAL_BLOCK);
         Self {
             p,
             h,
+            pieces,
             step,
             members,
-            scratch: Scratch {
-                pre: vec![0.0; rows * h],
-                post: vec![0.0; rows * h],
-                logits: vec![0.0; rows * p],
-                dpost: vec![0.0; rows * h],
-                g1: vec![0.0; 2 * p * h],
-                g2: vec![0.0; h * p],
-            },
+            scratch: Scratch::new(rows, (p, h), pieces),
+            pool: Pool::new(host_threads(setup.threads).min(pieces)),
         }
     }
 
@@ -123,137 +244,406 @@ impl HostStack {
             !rows.is_empty() && rows.end <= self.members[0].train.len(),
             "batch rows {rows:?} outside the training split"
         );
-        self.scratch.fit(rows.len(), (self.p, self.h));
+        let (shape, pieces, n) = ((self.p, self.h), self.pieces, rows.len());
+        self.scratch.fit(n, shape, pieces);
         self.step += 1;
-        let (bias_1, bias_2) = bias_corrections(self.step);
-        for member in &mut self.members {
-            let (lr, decay, epsilon) = member.hyper.factors();
-            let adam = Adam {
-                lr,
-                decay,
-                epsilon,
-                bias_1,
-                bias_2,
+        let bias = bias_corrections(self.step);
+        for m in &mut self.members {
+            let adam = Adam::new(&m.hyper, bias);
+            let s = &mut self.scratch;
+            let weights = (&mut m.w1[..], &mut m.w2[..]);
+            let job = StepJob {
+                pass: Pass::new(shape, pieces, &m.train, rows.clone(), weights, &mut s.pass),
+                adam: &adam,
+                dpost: Parts::new(&mut s.dpost[..n * shape.1]),
+                g1: Parts::new(&mut s.g1),
+                g2: Parts::new(&mut s.g2),
+                m1_w1: Parts::new(&mut m.m1_w1),
+                m2_w1: Parts::new(&mut m.m2_w1),
+                m1_w2: Parts::new(&mut m.m1_w2),
+                m2_w2: Parts::new(&mut m.m2_w2),
             };
-            let sums = step_member_dispatch(
-                member,
-                &mut self.scratch,
-                (self.p, self.h),
-                rows.clone(),
-                &adam,
-            );
-            member.sums.train.loss_sum += sums.loss_sum;
-            member.sums.train.correct += sums.correct;
+            self.pool.run(&|team: &Team| run_widest(&job, team));
+            let (loss, correct) = self.scratch.pass.sums(n);
+            m.sums.train.loss_sum += loss;
+            m.sums.train.correct += correct;
         }
     }
 
-    /// Validation of every member, in chunks the size of the scratch buffers.
+    /// Validation of every member, in blocks of at most [`VAL_BLOCK`] rows.
     fn validate(&mut self) {
-        let chunk = self.scratch.pre.len() / self.h;
-        for member in &mut self.members {
-            let n = member.val.len();
+        let (shape, pieces) = ((self.p, self.h), self.pieces);
+        let n = self.members[0].val.len();
+        self.scratch.fit(n.min(VAL_BLOCK), shape, pieces);
+        for m in &mut self.members {
             let mut begin = 0;
             while begin < n {
-                let end = (begin + chunk).min(n);
-                let s = forward_dispatch(&mut self.scratch, member, (self.p, self.h), begin..end);
-                member.sums.val.loss_sum += s.loss_sum;
-                member.sums.val.correct += s.correct;
+                let end = (begin + VAL_BLOCK).min(n);
+                let weights = (&mut m.w1[..], &mut m.w2[..]);
+                let s = &mut self.scratch.pass;
+                let pass = Pass::new(shape, pieces, &m.val, begin..end, weights, s);
+                self.pool
+                    .run(&|team: &Team| run_widest(&ValidateJob(&pass), team));
+                let (loss, correct) = self.scratch.pass.sums(end - begin);
+                m.sums.val.loss_sum += loss;
+                m.sums.val.correct += correct;
                 begin = end;
             }
         }
     }
 }
 
-/// [`step_member`], compiled for AVX2 where the CPU has it (the same results, see the module
-/// docs).
-fn step_member_dispatch(
-    m: &mut HostMember,
-    s: &mut Scratch,
-    shape: (usize, usize),
+/// A mutable slice that the threads of a team borrow in disjoint parts.
+struct Parts<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: a `Parts` is a `&mut [T]` that threads borrow in pieces; the methods' contracts make
+// the borrows disjoint in space or (across a barrier) in time.
+unsafe impl<T: Send> Send for Parts<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Parts<'_, T> {}
+
+impl<'a, T> Parts<'a, T> {
+    fn new(slice: &'a mut [T]) -> Self {
+        Self {
+            ptr: slice.as_mut_ptr(),
+            len: slice.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Elements `range`, to read or write.
+    ///
+    /// # Safety
+    /// While the returned slice is in use, no other borrow of its elements is (on any thread).
+    ///
+    /// # Panics
+    /// If `range` is not inside the slice.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part(&self, range: Range<usize>) -> &'a mut [T] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+
+    /// The whole slice, to read.
+    ///
+    /// # Safety
+    /// While the returned slice is in use, no element is written.
+    #[inline(always)]
+    unsafe fn whole(&self) -> &'a [T] {
+        // SAFETY: the slice's own extent; no writer by the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// One member's forward pass over `data[rows]`, shared by the threads of a team: phases 1
+/// and 2 of the module docs.
+struct Pass<'a> {
+    p: usize,
+    h: usize,
+    pieces: usize,
+    data: &'a Rows,
     rows: Range<usize>,
-    adam: &Adam,
-) -> PassSums {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(
-            m: &mut HostMember,
-            s: &mut Scratch,
-            shape: (usize, usize),
-            rows: Range<usize>,
-            adam: &Adam,
-        ) -> PassSums {
-            step_member(m, s, shape, rows, adam)
-        }
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { avx2(m, s, shape, rows, adam) };
-    }
-    step_member(m, s, shape, rows, adam)
+    w1: Parts<'a, f32>,
+    w2: Parts<'a, f32>,
+    pre: Parts<'a, f32>,
+    post: Parts<'a, f32>,
+    parts: Parts<'a, f32>,
+    logits: Parts<'a, f32>,
+    loss: Parts<'a, f64>,
+    correct: Parts<'a, bool>,
 }
 
-/// [`forward`] without the gradient, compiled for AVX2 where the CPU has it.
-fn forward_dispatch(
-    s: &mut Scratch,
-    m: &HostMember,
-    shape: (usize, usize),
-    range: Range<usize>,
-) -> PassSums {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(
-            s: &mut Scratch,
-            m: &HostMember,
-            shape: (usize, usize),
-            range: Range<usize>,
-        ) -> PassSums {
-            forward(s, &m.w1, &m.w2, shape, &m.val, range, false)
+impl<'a> Pass<'a> {
+    fn new(
+        (p, h): (usize, usize),
+        pieces: usize,
+        data: &'a Rows,
+        rows: Range<usize>,
+        (w1, w2): (&'a mut [f32], &'a mut [f32]),
+        s: &'a mut PassBuffers,
+    ) -> Self {
+        let n = rows.len();
+        Self {
+            p,
+            h,
+            pieces,
+            data,
+            rows,
+            w1: Parts::new(w1),
+            w2: Parts::new(w2),
+            pre: Parts::new(&mut s.pre[..n * h]),
+            post: Parts::new(&mut s.post[..n * h]),
+            parts: Parts::new(&mut s.parts[..pieces * n * p]),
+            logits: Parts::new(&mut s.logits[..n * p]),
+            loss: Parts::new(&mut s.loss[..n]),
+            correct: Parts::new(&mut s.correct[..n]),
         }
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { avx2(s, m, shape, range) };
     }
-    forward(s, &m.w1, &m.w2, shape, &m.val, range, false)
+
+    /// Phase 1 for unit piece `i`: its columns of `pre` and `post`, and its part of the logits.
+    ///
+    /// # Safety
+    /// Only this thread touches piece `i` of the weights, of `pre`, `post` and `parts`.
+    #[inline(always)]
+    unsafe fn hidden(&self, i: usize) {
+        let (p, n) = (self.p, self.rows.len());
+        let u = units(i, self.pieces, self.h);
+        let w = u.len();
+        // SAFETY: piece `i`'s blocks, by the caller's contract.
+        let (w1, w2, pre, post, part) = unsafe {
+            (
+                self.w1.part(2 * p * u.start..2 * p * u.end),
+                self.w2.part(u.start * p..u.end * p),
+                self.pre.part(n * u.start..n * u.end),
+                self.post.part(n * u.start..n * u.end),
+                self.parts.part(i * n * p..(i + 1) * n * p),
+            )
+        };
+        for (j, r) in self.rows.clone().enumerate() {
+            let wa = &w1[self.data.a[r] as usize * w..][..w];
+            let wb = &w1[self.data.b[r] as usize * w..][..w];
+            let (pre, post) = (&mut pre[j * w..][..w], &mut post[j * w..][..w]);
+            for k in 0..w {
+                let x = wa[k] + wb[k];
+                pre[k] = x;
+                post[k] = x.max(0.0);
+            }
+        }
+        // part [n, p] = post[:, u] [n, w] · W2[u, :] [w, p]
+        matmul(part, (n, p, w), (post, w, 1), (w2, p, 1));
+    }
+
+    /// Phase 2 for row piece `i`: the rows' logits (the unit pieces' parts added in piece
+    /// order), losses and hits; with `grad`, the logits become the gradient of the mean loss.
+    ///
+    /// # Safety
+    /// Phase 1 is over on every thread, and only this thread touches row piece `i`.
+    #[inline(always)]
+    unsafe fn loss(&self, i: usize, grad: bool) {
+        let (p, n) = (self.p, self.rows.len());
+        let r = rows_of_piece(i, ROWS_PER_PIECE, n);
+        // SAFETY: `parts` is only read in phase 2; row piece `i` by the caller's contract.
+        let (parts, logits, loss, correct) = unsafe {
+            (
+                self.parts.whole(),
+                self.logits.part(r.start * p..r.end * p),
+                self.loss.part(r.clone()),
+                self.correct.part(r.clone()),
+            )
+        };
+        logits.copy_from_slice(&parts[r.start * p..r.end * p]);
+        for k in 1..self.pieces {
+            let part = &parts[(k * n + r.start) * p..(k * n + r.end) * p];
+            for (l, &v) in logits.iter_mut().zip(part) {
+                *l += v;
+            }
+        }
+        let scale = grad.then_some(1.0 / n as f32);
+        for (j, row) in logits.chunks_exact_mut(p).enumerate() {
+            let y = self.data.y[self.rows.start + r.start + j] as usize;
+            (loss[j], correct[j]) = softmax_cross_entropy(row, y, scale);
+        }
+    }
 }
 
-/// Forward, backward and AdamW step of one member on training rows `rows`: the rows' sums,
-/// taken before the step.
+/// One member's step: the pass with the gradient, then phase 3 of the module docs.
+struct StepJob<'a> {
+    pass: Pass<'a>,
+    adam: &'a Adam,
+    dpost: Parts<'a, f32>,
+    g1: Parts<'a, f32>,
+    g2: Parts<'a, f32>,
+    m1_w1: Parts<'a, f32>,
+    m2_w1: Parts<'a, f32>,
+    m1_w2: Parts<'a, f32>,
+    m2_w2: Parts<'a, f32>,
+}
+
+impl StepJob<'_> {
+    /// Phase 3 for unit piece `i`: its rows of dW2, its columns of dpost, dpre and dW1, and
+    /// AdamW on its weights.
+    ///
+    /// # Safety
+    /// Phase 2 is over on every thread, and only this thread touches piece `i`.
+    #[inline(always)]
+    unsafe fn backward(&self, i: usize, dlogits: &[f32]) {
+        let pass = &self.pass;
+        let (p, n) = (pass.p, pass.rows.len());
+        let u = units(i, pass.pieces, pass.h);
+        let w = u.len();
+        let (fc1, fc2) = (2 * p * u.start..2 * p * u.end, u.start * p..u.end * p);
+        let rows = n * u.start..n * u.end;
+        // SAFETY: piece `i`'s blocks, by the caller's contract; each block is borrowed once.
+        let (w1, w2, pre, post, dpost, g1, g2, m1_w1, m2_w1, m1_w2, m2_w2) = unsafe {
+            (
+                pass.w1.part(fc1.clone()),
+                pass.w2.part(fc2.clone()),
+                pass.pre.part(rows.clone()),
+                pass.post.part(rows.clone()),
+                self.dpost.part(rows),
+                self.g1.part(fc1.clone()),
+                self.g2.part(fc2.clone()),
+                self.m1_w1.part(fc1.clone()),
+                self.m2_w1.part(fc1),
+                self.m1_w2.part(fc2.clone()),
+                self.m2_w2.part(fc2),
+            )
+        };
+        // dW2[u, :] [w, p] = post[:, u]ᵀ [w, n] · dlogits [n, p]
+        matmul(g2, (w, p, n), (post, 1, w), (dlogits, p, 1));
+        // dpost[:, u] [n, w] = dlogits [n, p] · W2[u, :]ᵀ [p, w], then ⊙ [pre > 0].
+        matmul(dpost, (n, w, p), (dlogits, p, 1), (w2, 1, p));
+        for (d, &x) in dpost.iter_mut().zip(pre.iter()) {
+            *d = if x <= 0.0 { 0.0 } else { *d };
+        }
+        // dW1[:, u] by scatter-add, rows in batch order.
+        g1.fill(0.0);
+        for (j, r) in pass.rows.clone().enumerate() {
+            let d = &dpost[j * w..][..w];
+            for row in [pass.data.a[r], pass.data.b[r]] {
+                for (g, &d) in g1[row as usize * w..][..w].iter_mut().zip(d) {
+                    *g += d;
+                }
+            }
+        }
+        self.adam.update(w1, g1, m1_w1, m2_w1);
+        self.adam.update(w2, g2, m1_w2, m2_w2);
+    }
+}
+
+/// The work of one thread of a team, compiled for each vector unit by [`run_widest`].
+trait TeamJob: Sync {
+    /// This thread's part of the job.
+    fn run(&self, team: &Team);
+}
+
+impl TeamJob for StepJob<'_> {
+    #[inline(always)]
+    fn run(&self, team: &Team) {
+        let pass = &self.pass;
+        // SAFETY (all three phases): `Team::share` gives each piece to one thread, and the
+        // barriers order the phases.
+        for i in team.share(pass.pieces) {
+            unsafe { pass.hidden(i) };
+        }
+        team.barrier();
+        for i in team.share(pass.rows.len().div_ceil(ROWS_PER_PIECE)) {
+            unsafe { pass.loss(i, true) };
+        }
+        team.barrier();
+        // SAFETY: the logits are only read in phase 3.
+        let dlogits = unsafe { pass.logits.whole() };
+        for i in team.share(pass.pieces) {
+            unsafe { self.backward(i, dlogits) };
+        }
+    }
+}
+
+/// One member's forward pass over validation rows.
+struct ValidateJob<'a>(&'a Pass<'a>);
+
+impl TeamJob for ValidateJob<'_> {
+    #[inline(always)]
+    fn run(&self, team: &Team) {
+        let pass = self.0;
+        // SAFETY: as for `StepJob`.
+        for i in team.share(pass.pieces) {
+            unsafe { pass.hidden(i) };
+        }
+        team.barrier();
+        for i in team.share(pass.rows.len().div_ceil(ROWS_PER_PIECE)) {
+            unsafe { pass.loss(i, false) };
+        }
+    }
+}
+
+/// Runs a thread's part of `job` compiled for the widest vector unit the CPU has: AVX-512,
+/// AVX2 or the baseline (runtime detection; the same results, see the module docs).
+fn run_widest<J: TeamJob>(job: &J, team: &Team) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<J: TeamJob>(job: &J, team: &Team) {
+            job.run(team);
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<J: TeamJob>(job: &J, team: &Team) {
+            job.run(team);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { avx512(job, team) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { avx2(job, team) };
+        }
+    }
+    job.run(team);
+}
+
+/// Softmax cross-entropy of one row of logits with label `y`: the loss and whether the first
+/// maximum is at `y`. With `scale = Some(1/n)` the row becomes the gradient of the mean loss
+/// over `n` rows.
 #[inline(always)]
-fn step_member(
-    m: &mut HostMember,
-    s: &mut Scratch,
-    (p, h): (usize, usize),
-    rows: Range<usize>,
-    adam: &Adam,
-) -> PassSums {
-    let (begin, n) = (rows.start, rows.len());
-    let sums = forward(s, &m.w1, &m.w2, (p, h), &m.train, rows, true);
-    let dlogits = &s.logits[..n * p];
-    let post = &s.post[..n * h];
-    // dW2 [h, p] = postᵀ [h, n] · dlogits [n, p]
-    matmul(&mut s.g2, (h, p, n), (post, 1, h), (dlogits, p, 1));
-    // dpost [n, h] = dlogits [n, p] · W2ᵀ [p, h]
-    let dpost = &mut s.dpost[..n * h];
-    matmul(dpost, (n, h, p), (dlogits, p, 1), (&m.w2, 1, p));
-    // dW1 by scatter-add of dpre = dpost ⊙ [pre > 0], rows in order.
-    s.g1.fill(0.0);
-    for i in 0..n {
-        let pre = &s.pre[i * h..][..h];
-        let dp = &mut dpost[i * h..][..h];
-        for (d, &x) in dp.iter_mut().zip(pre) {
-            if x <= 0.0 {
-                *d = 0.0;
-            }
-        }
-        for row in [m.train.a[begin + i], m.train.b[begin + i]] {
-            let g = &mut s.g1[row as usize * h..][..h];
-            for (g, &d) in g.iter_mut().zip(dp.iter()) {
-                *g += d;
-            }
+fn softmax_cross_entropy(row: &mut [f32], y: usize, scale: Option<f32>) -> (f64, bool) {
+    let max = max_of(row);
+    // The first maximum, as `argmax` takes it: the first block of 16 that holds it (a
+    // vectorised test), then its place in the block.
+    let best = row
+        .chunks(16)
+        .enumerate()
+        .find(|(_, block)| block.iter().fold(false, |seen, &v| seen | (v == max)))
+        .and_then(|(i, block)| Some(i * 16 + block.iter().position(|&v| v == max)?))
+        .unwrap_or(0);
+    let target = row[y] - max;
+    // row ← exp(row - max), then summed in eight fixed lanes (lane l adds elements l, l + 8,
+    // ... in order; vectorisable, the same order on every run and every machine).
+    for v in row.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
         }
     }
-    adam.update(&mut m.w1, &s.g1, &mut m.m1_w1, &mut m.m2_w1);
-    adam.update(&mut m.w2, &s.g2, &mut m.m1_w2, &mut m.m2_w2);
-    sums
+    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += v;
+    }
+    let sum = lanes.iter().sum::<f32>();
+    if let Some(scale) = scale {
+        let inv = scale / sum;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+        row[y] -= scale;
+    }
+    ((sum.ln() - target) as f64, best == y)
+}
+
+/// The largest element of a non-empty row (NaNs ignored), in sixteen lanes so it vectorises;
+/// the maximum does not depend on the order.
+#[inline(always)]
+fn max_of(row: &[f32]) -> f32 {
+    let mut lanes = [row[0]; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(v);
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane = lane.max(v);
+    }
+    lanes.iter().fold(row[0], |m, &v| m.max(v))
 }
 
 macro_rules! impl_host_step_backend {
@@ -282,28 +672,31 @@ macro_rules! impl_host_step_backend {
             }
 
             fn stack_weights(stack: &HostStack) -> Vec<MlpWeights> {
-                let (p, h) = (stack.p, stack.h);
                 stack
                     .members
                     .iter()
                     .map(|m| {
-                        MlpWeights::new(p, h, transpose(&m.w1, 2 * p, h), transpose(&m.w2, h, p))
+                        let (fc1, fc2) = stack.to_torch(&m.w1, &m.w2);
+                        MlpWeights::new(stack.p, stack.h, fc1, fc2)
                             .expect("a stack's weights have consistent shapes")
                     })
                     .collect()
             }
 
             fn stack_adam(stack: &HostStack) -> Vec<AdamState> {
-                let (p, h) = (stack.p, stack.h);
                 stack
                     .members
                     .iter()
-                    .map(|m| AdamState {
-                        step: stack.step,
-                        fc1_m1: transpose(&m.m1_w1, 2 * p, h),
-                        fc1_m2: transpose(&m.m2_w1, 2 * p, h),
-                        fc2_m1: transpose(&m.m1_w2, h, p),
-                        fc2_m2: transpose(&m.m2_w2, h, p),
+                    .map(|m| {
+                        let (fc1_m1, fc2_m1) = stack.to_torch(&m.m1_w1, &m.m1_w2);
+                        let (fc1_m2, fc2_m2) = stack.to_torch(&m.m2_w1, &m.m2_w2);
+                        AdamState {
+                            step: stack.step,
+                            fc1_m1,
+                            fc1_m2,
+                            fc2_m1,
+                            fc2_m2,
+                        }
                     })
                     .collect()
             }
@@ -323,65 +716,15 @@ impl_host_step_backend!(burn::backend::Flex);
 #[cfg(feature = "ndarray")]
 impl_host_step_backend!(burn::backend::NdArray);
 
-/// Forward pass over `rows[range]` into the scratch buffers: loss and accuracy sums; with
-/// `grad`, `scratch.logits` is overwritten by the gradient of the batch-mean loss.
-#[inline(always)]
-fn forward(
-    s: &mut Scratch,
-    w1: &[f32],
-    w2: &[f32],
-    (p, h): (usize, usize),
-    rows: &Rows,
-    range: std::ops::Range<usize>,
-    grad: bool,
-) -> PassSums {
-    let n = range.len();
-    for (i, r) in range.clone().enumerate() {
-        let wa = &w1[rows.a[r] as usize * h..][..h];
-        let wb = &w1[rows.b[r] as usize * h..][..h];
-        let pre = &mut s.pre[i * h..][..h];
-        let post = &mut s.post[i * h..][..h];
-        for j in 0..h {
-            let x = wa[j] + wb[j];
-            pre[j] = x;
-            post[j] = x.max(0.0);
-        }
+impl HostStack {
+    /// fc1- and fc2-shaped host values in PyTorch's orientation.
+    fn to_torch(&self, fc1: &[f32], fc2: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (p, h) = (self.p, self.h);
+        (
+            fc1_from_pieces(fc1, (p, h), self.pieces),
+            crate::model::transpose(fc2, h, p),
+        )
     }
-    let logits = &mut s.logits[..n * p];
-    // logits [n, p] = post [n, h] · W2 [h, p]
-    matmul(logits, (n, p, h), (&s.post[..n * h], h, 1), (w2, p, 1));
-    let mut sums = PassSums::default();
-    let scale = 1.0 / n as f32;
-    for (i, r) in range.enumerate() {
-        let row = &mut logits[i * p..][..p];
-        let y = rows.y[r] as usize;
-        let (mut best, mut max) = (0, row[0]);
-        for (c, &v) in row.iter().enumerate().skip(1) {
-            if v > max {
-                (best, max) = (c, v);
-            }
-        }
-        let target = row[y] - max;
-        // row ← exp(row - max), summed in eight fixed lanes (vectorisable, same order each run).
-        let mut lanes = [0f32; 8];
-        for chunk in row.chunks_mut(8) {
-            for (v, lane) in chunk.iter_mut().zip(lanes.iter_mut()) {
-                *v = exp(*v - max);
-                *lane += *v;
-            }
-        }
-        let sum = lanes.iter().sum::<f32>();
-        sums.loss_sum += (sum.ln() - target) as f64;
-        sums.correct += usize::from(best == y);
-        if grad {
-            let inv = scale / sum;
-            for v in row.iter_mut() {
-                *v *= inv;
-            }
-            row[y] -= scale;
-        }
-    }
-    sums
 }
 
 /// `eˣ` to within 2 ulp for `x ≤ 88.3` (flushes to `2⁻¹²⁶` below `-87.3`), from additions,
@@ -404,26 +747,39 @@ fn exp(x: f32) -> f32 {
     y * f32::from_bits(((n + 127) as u32) << 23)
 }
 
+/// One AdamW step's factors for one member.
 struct Adam {
-    lr: f32,
+    /// `1 - lr·wd`.
     decay: f32,
     epsilon: f32,
-    bias_1: f32,
-    bias_2: f32,
+    /// `lr / (1 - β₁ᵗ)`.
+    step_size: f32,
+    /// `1 / √(1 - β₂ᵗ)`.
+    inv_sqrt_bias_2: f32,
 }
 
 impl Adam {
-    /// Burn's AdamW update, element by element.
+    fn new(hyper: &Hyper, (bias_1, bias_2): (f32, f32)) -> Self {
+        let (lr, decay, epsilon) = hyper.factors();
+        Self {
+            decay,
+            epsilon,
+            step_size: lr / bias_1,
+            inv_sqrt_bias_2: 1.0 / bias_2.sqrt(),
+        }
+    }
+
+    /// AdamW element by element, arranged as PyTorch's `torch.optim.AdamW` arranges it (one
+    /// division and one square root per weight): `w ← w·(1 − lr·wd) − step_size · m / d` with
+    /// `d = √v / √(1 − β₂ᵗ) + ε`.
     #[inline(always)]
     fn update(&self, w: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32]) {
         let (f1, f2) = (1.0 - BETA_1, 1.0 - BETA_2);
         for (((w, &g), m1), m2) in w.iter_mut().zip(g).zip(m1.iter_mut()).zip(m2.iter_mut()) {
             *m1 = *m1 * BETA_1 + g * f1;
             *m2 = *m2 * BETA_2 + g * g * f2;
-            let m1_hat = *m1 / self.bias_1;
-            let m2_hat = *m2 / self.bias_2;
-            let delta = m1_hat / (m2_hat.sqrt() + self.epsilon);
-            *w = *w * self.decay - delta * self.lr;
+            let denominator = m2.sqrt() * self.inv_sqrt_bias_2 + self.epsilon;
+            *w = *w * self.decay - self.step_size * (*m1 / denominator);
         }
     }
 }
@@ -489,6 +845,95 @@ fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        data::{ModularDataset, Split},
+        model::{transpose, MlpConfig},
+        step::MemberSetup,
+    };
+
+    #[test]
+    fn fc1_pieces_round_trip() {
+        let (p, h): (usize, usize) = (5, 131);
+        let fc1: Vec<f32> = (0..2 * p * h).map(|v| v as f32).collect();
+        let pieces = h.div_ceil(MAX_UNITS_PER_PIECE);
+        assert_eq!(pieces, 3);
+        let blocks = fc1_to_pieces(&fc1, (p, h), pieces);
+        // Piece 1 holds units 43..87; its row 2 starts with unit 43's weight from input 2.
+        assert_eq!(blocks[2 * p * 43 + 2 * 44], fc1[43 * 2 * p + 2]);
+        assert_eq!(fc1_from_pieces(&blocks, (p, h), pieces), fc1);
+    }
+
+    /// Trains two members for three epochs (with a short last batch) on `threads` threads.
+    fn train_on(threads: usize, (p, h): (usize, usize)) -> (Vec<MlpWeights>, Vec<EpochSums>) {
+        let members = (1..=2)
+            .map(|seed| {
+                let data = ModularDataset::new(p, 0.6, seed).unwrap();
+                MemberSetup {
+                    weights: MlpConfig::new()
+                        .with_p(p)
+                        .with_d_hidden(h)
+                        .init_weights(seed),
+                    adam: None,
+                    hyper: Hyper {
+                        lr: 3e-3 * seed as f64,
+                        weight_decay: 0.5,
+                        epsilon: 1e-8,
+                    },
+                    train: Rows::new(&data, Split::Train),
+                    val: Rows::new(&data, Split::Val),
+                }
+            })
+            .collect();
+        let mut stack = HostStack::new(StackSetup {
+            p,
+            d_hidden: h,
+            members,
+            threads,
+        });
+        let n = stack.members[0].train.len();
+        let mut sums = Vec::new();
+        for _ in 0..3 {
+            for begin in (0..n).step_by(40) {
+                stack.step(begin..(begin + 40).min(n));
+            }
+            stack.validate();
+            sums.extend(
+                stack
+                    .members
+                    .iter_mut()
+                    .map(|m| std::mem::take(&mut m.sums)),
+            );
+        }
+        let weights = stack
+            .members
+            .iter()
+            .map(|m| {
+                let (fc1, fc2) = stack.to_torch(&m.w1, &m.w2);
+                MlpWeights::new(p, h, fc1, fc2).unwrap()
+            })
+            .collect();
+        (weights, sums)
+    }
+
+    #[test]
+    fn the_thread_count_does_not_change_a_bit() {
+        // 131 hidden units: three pieces, so threads own uneven runs of them.
+        let shape = (13, 131);
+        let (one, one_sums) = train_on(1, shape);
+        assert!(one_sums.iter().all(|s| s.train.loss_sum.is_finite()));
+        assert!(one_sums.iter().map(|s| s.val.correct).sum::<usize>() > 0);
+        for threads in [2, 3] {
+            let (many, many_sums) = train_on(threads, shape);
+            assert_eq!(many, one, "weights on {threads} threads");
+            assert_eq!(many_sums, one_sums, "sums on {threads} threads");
+        }
+        // And the weights moved: the runs are not trivially equal.
+        let start = MlpConfig::new()
+            .with_p(13)
+            .with_d_hidden(131)
+            .init_weights(1);
+        assert_ne!(one[0].fc2(), start.fc2());
+    }
 
     fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; m * n];

@@ -8,7 +8,7 @@
 //!
 //! | backend | implementation | module |
 //! |---|---|---|
-//! | `Flex`, `NdArray` | host code: gathers, `gemm`, runtime-detected AVX2 loops | `host` |
+//! | `Flex`, `NdArray` | host code on every core: gathers, `gemm`, runtime-detected AVX-512/AVX2 loops | `host` |
 //! | `CubeBackend<R, f32, ..>` and `Fusion<CubeBackend<..>>` (wgpu, vulkan, cuda) | `#[cube]` kernels, nine launches a step for all K members | `cube` |
 //! | `Autodiff<B>`, any `B` | Burn's tensor operations and autodiff: the reference | `reference` |
 //!
@@ -47,7 +47,7 @@
 //!     train: Rows::new(&data, Split::Train),
 //!     val: Rows::new(&data, Split::Val),
 //! };
-//! let setup = StackSetup { p: 7, d_hidden: 8, members: vec![member] };
+//! let setup = StackSetup { p: 7, d_hidden: 8, members: vec![member], threads: 0 };
 //! let mut stack = Flex::stack_init(setup, &Default::default());
 //! Flex::stack_step(&mut stack, 0..16);
 //! Flex::stack_validate(&mut stack);
@@ -58,7 +58,10 @@
 //! ```
 
 mod host;
+mod pool;
 mod reference;
+
+pub use host::{host_threads, MAX_UNITS_PER_PIECE, ROWS_PER_PIECE};
 
 #[cfg(any(feature = "wgpu", feature = "vulkan", feature = "cuda"))]
 mod cube;
@@ -203,6 +206,10 @@ pub struct StackSetup {
     pub d_hidden: usize,
     /// The members, K ≥ 1, in order.
     pub members: Vec<MemberSetup>,
+    /// Threads the host implementation computes with (0: one per core; never more than the
+    /// cores, see [`host_threads`]). The GPU implementations and the reference ignore it, and no
+    /// result depends on it.
+    pub threads: usize,
 }
 
 impl StackSetup {

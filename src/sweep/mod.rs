@@ -269,17 +269,16 @@ pub fn batches(points: &[GridPoint], max_batch: usize) -> Vec<Vec<GridPoint>> {
 }
 
 /// The CPU form of a batch: each model alone on the host implementation (the same computation
-/// as training it alone, bit for bit), the models spread over all cores, progress reported from
-/// this thread.
+/// as training it alone, bit for bit, on any number of threads), the models spread over all
+/// cores with the cores left over shared among them, progress reported from this thread.
 fn train_fused_in_parallel<B: TrainBackend>(
     batch: &[GridPoint],
     device: &B::Device,
     on_epoch: &mut impl FnMut(usize),
 ) -> Result<Vec<ModelResult>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(batch.len())
-        .max(1);
+    let cores = crate::step::host_threads(0);
+    let threads = cores.min(batch.len()).max(1);
+    let per_model = Some((cores / threads).max(1));
     let (sender, epochs) = std::sync::mpsc::channel::<usize>();
     let per_thread = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -288,7 +287,8 @@ fn train_fused_in_parallel<B: TrainBackend>(
                 scope.spawn(move || -> Result<Vec<ModelResult>> {
                     let mut done = Vec::new();
                     for point in batch.iter().skip(t).step_by(threads) {
-                        let trainer = Trainer::<B>::new(&point.config, device)?;
+                        let config = point.config.clone().with_threads(per_model);
+                        let trainer = Trainer::<B>::new(&config, device)?;
                         let trained = trainer.run(|_: &EpochMetrics| {
                             // The receiver lives until every worker is joined.
                             let _ = sender.send(1);

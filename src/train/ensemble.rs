@@ -149,6 +149,7 @@ impl<B: TrainBackend> Ensemble<B> {
             p,
             d_hidden: h,
             members,
+            threads: first.threads.unwrap_or(0),
         };
         let engine = first.engine.resolve();
         let stack = match engine {

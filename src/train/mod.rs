@@ -83,6 +83,9 @@ pub struct TrainingConfig {
     /// How each step is computed (default [`Engine::Auto`]: the backend's own implementation).
     #[config(default = "Engine::Auto")]
     pub engine: Engine,
+    /// Threads per model on the CPU backends (default: one per core). It changes the speed,
+    /// never the result: a run gives the same bits on any number of threads.
+    pub threads: Option<usize>,
 }
 
 /// Which implementation of [`StepBackend`](crate::step::StepBackend) computes a training step.
@@ -172,6 +175,9 @@ impl TrainingConfig {
         }
         if u32::try_from(self.seed).is_err() {
             return invalid("seed", self.seed.to_string(), "it must be below 2^32");
+        }
+        if self.threads == Some(0) {
+            return invalid("threads", "0".into(), "a model needs at least one thread");
         }
         Ok(())
     }
