@@ -118,6 +118,13 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         }
         None => {
             config.validate()?;
+            if !args.no_report {
+                let (p, h) = (args.p, args.hidden);
+                grokking::memory::check(
+                    &format!("training and the report for p = {p} and {h} hidden units"),
+                    config.memory_estimate() + grokking::report::memory_estimate(p, h),
+                )?;
+            }
             let folder = RunFolder::create(&args.out, args.force)?;
             folder.write_config(&config)?;
             (folder, Trainer::<B>::new(&config, device)?)

@@ -4,9 +4,9 @@
 Usage (from the repository root, PyTorch installed):
     cargo build --release --example sweep
     python3 scripts/compare_seeds.py [--seeds 1..8] [--epochs 50] [--device cpu]
-        [--sweep target/release/examples/sweep] [--reference ../shared/reference/seed_train.py]
+        [--sweep target/release/examples/sweep] [--reference reference/torch_train.py]
 
-Trains the seeds once with `sweep` (batched) and once each with the notebook's `seed_train.py`, on
+Trains the seeds once with `sweep` (batched) and once each with the notebook's PyTorch loop (`reference/torch_train.py`), on
 the notebook's configuration. A seed gives both programs the same split and the same initial
 weights, so the two columns differ only by float rounding. Prints, per seed, the first epoch with
 val_acc >= 0.99 (epochs from 0, `-` if never) and the final val_acc of each, then how many seeds
@@ -26,8 +26,9 @@ ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDe
 ap.add_argument("--seeds", default="1..8", help="A..B (inclusive)")
 ap.add_argument("--epochs", type=int, default=50)
 ap.add_argument("--device", default="cpu", help="PyTorch's device")
-ap.add_argument("--sweep", default="target/release/examples/sweep")
-ap.add_argument("--reference", default=os.path.join("..", "shared", "reference", "seed_train.py"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ap.add_argument("--sweep", default=os.path.join(ROOT, "target", "release", "examples", "sweep"))
+ap.add_argument("--reference", default=os.path.join(ROOT, "reference", "torch_train.py"))
 args = ap.parse_args()
 
 for path in (args.sweep, args.reference):

@@ -5,7 +5,7 @@
 #
 # Usage, on the GPU machine, from a folder holding release builds of `grok` and `throughput`
 # (cargo build --release --features wgpu,vulkan,cuda --example grok --example throughput)
-# and the PyTorch programs seed_train.py and torch_ensemble.py:
+# and the repository's reference/ (torch_train.py and torch_ensemble.py):
 #     scripts/gpu_step_bench.sh BIN_DIR TORCH_DIR OUT_DIR
 # Writes OUT_DIR/bench.log (everything) and OUT_DIR/throughput.jsonl.
 set -u
@@ -34,5 +34,5 @@ run timeout 300 "$bin/grok" --backend wgpu --engine generic --epochs 30 --no-rep
 cat "$tmp/generic_wgpu/metrics.csv" >>"$log"
 run timeout 300 "$bin/throughput" --backend wgpu --engine generic --ks 1,256 --steps 100 --out "$out/throughput.jsonl"
 # PyTorch on the same card.
-run timeout 300 python3 "$torch/seed_train.py" --device cuda --epochs 60 --quiet --out "$out/torch60.json"
+run timeout 300 python3 "$torch/torch_train.py" --device cuda --epochs 60 --quiet --out "$out/torch60.json"
 run timeout 300 python3 "$torch/torch_ensemble.py" --device cuda --ks 1,16,256,1024 --steps 300

@@ -53,6 +53,21 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A configuration or file that needs more memory than this machine can give
+    /// ([`memory::check`](crate::memory::check)).
+    #[error(
+        "{what} needs about {} of memory, more than the {} this machine has available",
+        crate::memory::human(.needed),
+        crate::memory::human(.available)
+    )]
+    InsufficientMemory {
+        /// What needs it (a configuration, a file).
+        what: String,
+        /// The estimate, in bytes.
+        needed: u64,
+        /// What the machine has available, in bytes.
+        available: u64,
+    },
     /// A backend that cannot run on this machine (a GPU backend without its driver).
     #[error("the backend cannot run on this machine: {0}")]
     Device(String),

@@ -54,6 +54,7 @@ pub mod device;
 pub mod error;
 pub mod fourier;
 pub mod io;
+pub mod memory;
 pub mod model;
 pub mod mt19937;
 mod panics;

@@ -5,26 +5,72 @@
 use std::{
     any::Any,
     panic::{self, AssertUnwindSafe},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, Once, PoisonError},
+    thread::{self, ThreadId},
 };
 
-/// Runs `f`. A panic becomes `Err` with the first panic message seen during the call, in any
-/// thread (a GPU backend panics in its device thread first, and the caller then sees only a broken
-/// channel), and nothing is printed. The panic hook is swapped for the duration of the call, so a
-/// panic elsewhere in the process at that moment is silenced too.
+/// One running [`catch_panics`] call: its thread, and the first panic message it was given.
+struct Capture {
+    thread: ThreadId,
+    first: Option<String>,
+}
+
+/// The running calls. The process's panic hook is replaced once, by [`install`], and never
+/// swapped back and forth, so concurrent calls cannot leave a stale hook behind.
+static ACTIVE: Mutex<Vec<Arc<Mutex<Capture>>>> = Mutex::new(Vec::new());
+static INSTALL: Once = Once::new();
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Installs the crate's panic hook (once per process): while a [`catch_panics`] call runs, a
+/// panic's message goes to it instead of stderr; otherwise the hook that was installed before
+/// (the default one, or the application's) runs as usual.
+fn install() {
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !record(info.payload()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Gives a panic's message to the running calls: a panic on a thread that runs a call goes to
+/// that call only; a panic on any other thread (a backend's device thread) goes to every call.
+/// False when no call runs.
+fn record(payload: &(dyn Any + Send)) -> bool {
+    let active = lock(&ACTIVE);
+    let here = thread::current().id();
+    let threads: Vec<ThreadId> = active.iter().map(|c| lock(c).thread).collect();
+    for capture in active.iter() {
+        let mut capture = lock(capture);
+        if capture.thread == here || !threads.contains(&here) {
+            capture.first.get_or_insert_with(|| message(payload));
+        }
+    }
+    !active.is_empty()
+}
+
+/// Runs `f`. A panic becomes `Err` with the first panic message seen during the call, on this
+/// thread or on a thread that runs no call of its own (a GPU backend panics in its device
+/// thread first, and the caller then sees only a broken channel), and nothing is printed. While
+/// a call runs, a panic elsewhere in the process is silenced too; calls on several threads at
+/// once each get their own thread's panic.
 pub(crate) fn catch_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    let first = Arc::new(Mutex::new(None::<String>));
-    let seen = Arc::clone(&first);
-    let hook = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        let mut slot = seen.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.get_or_insert_with(|| message(info.payload()));
+    install();
+    let capture = Arc::new(Mutex::new(Capture {
+        thread: thread::current().id(),
+        first: None,
     }));
+    lock(&ACTIVE).push(Arc::clone(&capture));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(hook);
+    lock(&ACTIVE).retain(|c| !Arc::ptr_eq(c, &capture));
     result.map_err(|payload| {
-        let first = first.lock().unwrap_or_else(PoisonError::into_inner).take();
-        first.unwrap_or_else(|| message(payload.as_ref()))
+        let seen = lock(&capture).first.take();
+        seen.unwrap_or_else(|| message(payload.as_ref()))
     })
 }
 
@@ -55,6 +101,28 @@ mod tests {
             catch_panics(|| -> u8 { panic!("bad {}", "input") }),
             Err("bad input".to_owned())
         );
+    }
+
+    #[test]
+    fn calls_on_many_threads_at_once_each_get_their_own_panic() {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                thread::spawn(move || {
+                    for i in 0..200 {
+                        let got = catch_panics(|| -> u8 { panic!("thread {t} call {i}") });
+                        assert_eq!(got, Err(format!("thread {t} call {i}")));
+                        assert_eq!(catch_panics(|| t + i), Ok(t + i));
+                    }
+                    thread::current().id()
+                })
+            })
+            .collect();
+        let ids: Vec<ThreadId> = workers
+            .into_iter()
+            .map(|w| w.join().expect("no assertion failed"))
+            .collect();
+        // Every call unregistered itself: nothing is left to swallow later panics.
+        assert!(lock(&ACTIVE).iter().all(|c| !ids.contains(&lock(c).thread)));
     }
 
     #[test]

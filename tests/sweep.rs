@@ -180,7 +180,13 @@ fn merging_shards_equals_the_unsharded_sweep() {
     sweep::write_sweep(&out, &merged).unwrap();
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 13);
-    assert!(csv.starts_with("index,seed,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch"));
+    assert_eq!(
+        csv.lines().next(),
+        Some(
+            "index,seed,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch,train_loss,\
+             val_loss,train_acc,val_acc,steady_epoch_seconds"
+        )
+    );
     let svg = std::fs::read_to_string(out.join("phase_diagram.svg")).unwrap();
     assert!(
         svg.contains("weight decay") && svg.contains("hidden"),

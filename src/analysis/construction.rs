@@ -4,8 +4,8 @@
 //! `[0, 2π)`; with `w = 2πk/p` its input weights are `0.5 cos(w a + s1)` and `0.5 cos(w b + s2)`
 //! and its output weights `cos(w c + s1 + s2)` (the phase-sum law, see
 //! [`phases`](crate::analysis::phases)). Drawing phases from `[0, π]` only, with `k ≤ p/2`,
-//! covers half the circle and loses about a quarter of the accuracy (numpy check in
-//! `shared/reference/MEASURED.md`). Accuracy is on all p² pairs, from [`GridLogits`], with
+//! covers half the circle and loses about a quarter of the accuracy (numpy check:
+//! `reference/construction_check.py`). Accuracy is on all p² pairs, from [`GridLogits`], with
 //! the networks of one seed nested (the first `m` neurons of the largest).
 
 use std::f64::consts::PI;

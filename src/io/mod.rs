@@ -151,6 +151,17 @@ pub fn write_json(path: impl AsRef<Path>, value: &impl serde::Serialize) -> Resu
     write_atomic(path, &bytes)
 }
 
+/// The CSV text of `rows`: a header from the row type's field names, then one line per row
+/// (the `csv` crate; a `None` field is empty).
+pub fn csv_text<T: serde::Serialize>(rows: &[T]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        writer.serialize(row).expect("plain data serialises to CSV");
+    }
+    let bytes = writer.into_inner().expect("writing to memory cannot fail");
+    String::from_utf8(bytes).expect("CSV of plain data is UTF-8")
+}
+
 /// A named tensor read from a file: its shape and values as `f32`.
 pub(crate) type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 

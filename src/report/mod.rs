@@ -34,8 +34,9 @@ use crate::{
     train::History,
 };
 
-/// What the report computes, and how much. The defaults take about a second in a release build
-/// for the notebook's p = 113, 100 neurons.
+/// What the report computes, and how much. The defaults take about 2 s in a release build for
+/// the notebook's p = 113, 100 neurons on a 2-core machine (1.8–2.2 s measured 2026-11-27;
+/// `grok` prints it, docs/benchmarks.md keeps the figures).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportConfig {
     /// k-means clusters.
@@ -272,6 +273,14 @@ fn compute(
         },
         sims: [sim1, sim2, sim3],
     })
+}
+
+/// Bytes the report's analyses need for a model with modulus `p` and `d_hidden` neurons,
+/// estimated before any of it is allocated: the `[p², p]` logits kept for the replacement
+/// curves, the activations over all p² pairs, the neuron-by-neuron similarities.
+pub fn memory_estimate(p: usize, d_hidden: usize) -> u64 {
+    let (p, h) = (p as f64, d_hidden as f64);
+    crate::memory::bytes(&[(p * p * p, 8.0), (p * p * h, 8.0), (h * h, 24.0)])
 }
 
 /// Runs every analysis of the report. See the [module docs](self).

@@ -30,34 +30,10 @@ pub struct SweepFile {
     pub results: Vec<ModelResult>,
 }
 
-const CSV_HEADER: &str = "index,seed,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch,\
-train_loss,val_loss,train_acc,val_acc";
-
-/// `sweep.csv`: a header and one row per model; `grok_epoch` is empty for a model that never
-/// reached val_acc >= 0.99.
+/// `sweep.csv`: a header and one row per model, [`ModelResult`]'s fields in order;
+/// `grok_epoch` is empty for a model that never reached val_acc >= 0.99.
 fn csv(results: &[ModelResult]) -> String {
-    let mut out = String::from(CSV_HEADER);
-    out.push('\n');
-    for r in results {
-        let grok = r.grok_epoch.map_or(String::new(), |e| e.to_string());
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.index,
-            r.seed,
-            r.p,
-            r.hidden,
-            r.train_fraction,
-            r.weight_decay,
-            r.lr,
-            r.epochs,
-            grok,
-            r.train_loss,
-            r.val_loss,
-            r.train_acc,
-            r.val_acc
-        ));
-    }
-    out
+    crate::io::csv_text(results)
 }
 
 /// Writes `sweep.csv`, `sweep.json` and, when the results allow, `phase_diagram.svg` and

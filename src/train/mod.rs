@@ -179,7 +179,30 @@ impl TrainingConfig {
         if self.threads == Some(0) {
             return invalid("threads", "0".into(), "a model needs at least one thread");
         }
-        Ok(())
+        let (p, h) = (self.model.p, self.model.d_hidden);
+        crate::memory::check(
+            &format!("training a model with p = {p} and {h} hidden units"),
+            self.memory_estimate(),
+        )
+    }
+
+    /// Bytes a training run of this configuration needs, estimated from its sizes before any of
+    /// it is allocated: the data set, the weights with their AdamW moments, gradient and copies,
+    /// and a pass's activations. [`TrainingConfig::validate`] checks it against the machine
+    /// ([`memory::check`](crate::memory::check)); the report's analyses come on top
+    /// ([`report::memory_estimate`](crate::report::memory_estimate)).
+    pub fn memory_estimate(&self) -> u64 {
+        let (p, h) = (self.model.p as f64, self.model.d_hidden as f64);
+        let pairs = p * p;
+        let rows = (self.batch_size as f64).min(pairs).max(1024f64.min(pairs));
+        crate::memory::bytes(&[
+            // The pairs, labels and split, as indices and as the step's rows.
+            (pairs, 48.0),
+            // Weights, two AdamW moments, a gradient, host and device copies: ten of each size.
+            (3.0 * p * h, 40.0),
+            // One pass's activations (pre, post, dpost, the logits and their parts).
+            (rows * (4.0 * h + 4.0 * p), 4.0),
+        ])
     }
 }
 
