@@ -43,6 +43,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // Read and check everything before the output folder is touched: a bad file leaves no output.
     let weights = io::load_weights(&args.checkpoint)?;
     let (p, hidden) = (weights.p(), weights.d_hidden());
+    // The data set's rows and shuffle (two u32 per pair) and the fits, before they are taken.
+    let (pairs, weights_len) = ((p * p) as u64, (3 * p * hidden) as u64);
+    grokking::memory::check(
+        &format!("analysing p = {p} with {hidden} hidden units"),
+        pairs.saturating_mul(16) + weights_len * 16,
+    )?;
     // The full grid does not depend on the split; 0.5 is valid for every p >= 2.
     let data = ModularDataset::new(p, 0.5, 0)?;
     let found = analysis::analyse_weights(&weights, &data);

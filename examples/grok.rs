@@ -87,6 +87,19 @@ fn main() -> ExitCode {
     shared::main_with(|args: &Args| on_backend!(args.backend, run, args))
 }
 
+/// Training was checked against the machine's memory by `TrainingConfig::validate`; the report
+/// after it needs more (unless `--no-report`), checked too before anything is written.
+fn check_report_memory(args: &Args, config: &TrainingConfig) -> anyhow::Result<()> {
+    if !args.no_report {
+        let (p, h) = (config.model.p, config.model.d_hidden);
+        grokking::memory::check(
+            &format!("training and the report for p = {p} and {h} hidden units"),
+            config.memory_estimate() + grokking::report::memory_estimate(p, h),
+        )?;
+    }
+    Ok(())
+}
+
 fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let config = TrainingConfig::new()
         .with_model(MlpConfig::new().with_p(args.p).with_d_hidden(args.hidden))
@@ -112,19 +125,14 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             // The run goes on with the backend and engine named now, whatever it started on.
             state.config.engine = config.engine;
             state.config.threads = config.threads;
+            check_report_memory(args, &state.config)?;
             println!("resuming {} after epoch {}", dir.display(), state.epoch());
-            let folder = RunFolder::create(dir, false)?;
+            let folder = RunFolder::open(dir)?;
             (folder, Trainer::<B>::from_state(state, device)?)
         }
         None => {
             config.validate()?;
-            if !args.no_report {
-                let (p, h) = (args.p, args.hidden);
-                grokking::memory::check(
-                    &format!("training and the report for p = {p} and {h} hidden units"),
-                    config.memory_estimate() + grokking::report::memory_estimate(p, h),
-                )?;
-            }
+            check_report_memory(args, &config)?;
             let folder = RunFolder::create(&args.out, args.force)?;
             folder.write_config(&config)?;
             (folder, Trainer::<B>::new(&config, device)?)

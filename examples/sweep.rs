@@ -34,10 +34,20 @@ struct Args {
     #[arg(long, default_value = "1..8")]
     seeds: String,
     /// Weight decays, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.5",
+        allow_negative_numbers = true
+    )]
     weight_decay: Vec<f64>,
     /// Learning rates, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0.003")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.003",
+        allow_negative_numbers = true
+    )]
     lr: Vec<f64>,
     /// Training fractions, comma-separated, each strictly between 0 and 1.
     #[arg(long, value_delimiter = ',', default_value = "0.8")]
@@ -63,8 +73,8 @@ struct Args {
     #[arg(long)]
     sequential: bool,
     /// Most models in one batched ensemble.
-    #[arg(long, default_value_t = 256)]
-    max_batch: usize,
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    max_batch: u64,
     /// Run only slice I of N of the grid (0 <= I < N), e.g. `--shard $SLURM_ARRAY_TASK_ID/16`.
     #[arg(long)]
     shard: Option<String>,
@@ -84,6 +94,9 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(args: &Args) -> anyhow::Result<()> {
+    if args.out.as_os_str().is_empty() {
+        bail!("--out: an empty path");
+    }
     if args.out.join("sweep.json").exists() && !args.force {
         bail!(
             "{} already holds a sweep; pass --force to overwrite it",
@@ -109,7 +122,8 @@ fn dispatch(args: &Args) -> anyhow::Result<()> {
     on_backend!(args.backend, run, args)
 }
 
-/// Parses `A..B` (inclusive) or `1,5,9`.
+/// Parses `A..B` (inclusive) or `1,5,9`. A range is sized before it is listed: seeds are below
+/// 2^32, and a grid holds at most `Grid::MAX_POINTS` models.
 fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
     let seeds = if let Some((a, b)) = text.split_once("..") {
         let (a, b): (u64, u64) = (
@@ -118,6 +132,16 @@ fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
         );
         if a > b {
             bail!("--seeds {text}: empty range");
+        }
+        if b >= 1 << 32 {
+            bail!("--seeds {text}: seeds must be below 2^32");
+        }
+        if b - a >= Grid::MAX_POINTS as u64 {
+            bail!(
+                "--seeds {text}: {} seeds, more than a sweep's {} models",
+                b - a + 1,
+                Grid::MAX_POINTS
+            );
         }
         (a..=b).collect()
     } else {
@@ -146,20 +170,30 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         None => Shard::ALL,
     };
     let points = shard.select(&grid.points()?);
+    if points.is_empty() {
+        bail!("shard {shard} of this grid holds no model (the grid has fewer points than shards)");
+    }
+    // The folder is made and tried before training, so a path that cannot be written fails now,
+    // not after hours of work.
+    sweep::prepare_folder(&args.out)?;
     let mode = if args.sequential {
         SweepMode::Sequential
     } else {
         SweepMode::Batched
     };
-    let total: usize = points.iter().map(|p| p.config.epochs).sum();
-    let bar = ProgressBar::new(total as u64).with_style(
+    let total = points
+        .iter()
+        .fold(0u64, |sum, p| sum.saturating_add(p.config.epochs as u64));
+    let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template(
             "{bar:30} {pos}/{len} model-epochs {elapsed_precise} (eta {eta})",
         )
         .expect("valid template"),
     );
     let (results, seconds) =
-        sweep::train_points::<B>(&points, mode, args.max_batch, device, |n| bar.inc(n as u64))?;
+        sweep::train_points::<B>(&points, mode, args.max_batch as usize, device, |n| {
+            bar.inc(n as u64)
+        })?;
     bar.finish();
     let grokked = results.iter().filter(|r| r.grok_epoch.is_some()).count();
     let file = SweepFile {

@@ -4,6 +4,10 @@
 //! for bit, so a run of this library and a run of the notebook with the same seed start from the
 //! same point.
 //!
+//! The seeded analyses (random neuron orders, the untrained construction) draw from it too, seeded
+//! by [`Mt19937::from_u64`]: the generator and every draw are written out here, so their streams
+//! never change with a dependency's version, and NumPy's legacy `RandomState` redraws them.
+//!
 //! Both libraries seed MT19937 with the reference `init_genrand`: NumPy's `np.random.seed(s)` and
 //! PyTorch's `torch.manual_seed(s)` (which keeps the low 32 bits of `s`) give the same stream.
 //!
@@ -14,6 +18,8 @@
 //! assert_eq!(&Mt19937::new(0)?.permutation(49)[..4], &[29, 4, 26, 30]);
 //! // torch.manual_seed(0); torch.empty(1).uniform_(-1, 1)
 //! assert_eq!(Mt19937::from_u32(0).uniform_f32(-1.0, 1.0), -0.007_486_820_2);
+//! // np.random.RandomState([1, 0]).random_sample()
+//! assert_eq!(Mt19937::from_u64(1).uniform_f64(), 0.134_364_244_112_401_22);
 //! # Ok::<(), grokking::Error>(())
 //! ```
 //!
@@ -59,6 +65,43 @@ impl Mt19937 {
         Self { state, pos: 624 }
     }
 
+    /// Seeds the generator with the reference `init_by_array` of the key `[seed mod 2³², seed /
+    /// 2³²]`, as `np.random.RandomState([seed & 0xffffffff, seed >> 32])` does: any 64-bit seed,
+    /// one stream each.
+    pub fn from_u64(seed: u64) -> Self {
+        const N: usize = 624;
+        let key = [seed as u32, (seed >> 32) as u32];
+        let mut rng = Self::from_u32(19_650_218);
+        let mt = &mut rng.state;
+        let (mut i, mut j) = (1usize, 0usize);
+        for _ in 0..N.max(key.len()) {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525))
+                .wrapping_add(key[j])
+                .wrapping_add(j as u32);
+            i += 1;
+            j += 1;
+            if i >= N {
+                mt[0] = mt[N - 1];
+                i = 1;
+            }
+            if j >= key.len() {
+                j = 0;
+            }
+        }
+        for _ in 0..N - 1 {
+            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
+            mt[i] = (mt[i] ^ prev.wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            i += 1;
+            if i >= N {
+                mt[0] = mt[N - 1];
+                i = 1;
+            }
+        }
+        mt[0] = 0x8000_0000;
+        rng
+    }
+
     fn regenerate(&mut self) {
         const UPPER: u32 = 0x8000_0000;
         const LOWER: u32 = 0x7fff_ffff;
@@ -87,8 +130,9 @@ impl Mt19937 {
         y ^ (y >> 18)
     }
 
-    /// A uniform integer in `0..=max` by NumPy's masked rejection (`random_interval`).
-    fn interval(&mut self, max: u32) -> u32 {
+    /// A uniform integer in `0..=max` by NumPy's masked rejection (`random_interval`; legacy
+    /// `randint(0, max + 1)` draws the same).
+    pub fn interval(&mut self, max: u32) -> u32 {
         if max == 0 {
             return 0;
         }
@@ -118,6 +162,12 @@ impl Mt19937 {
         values
     }
 
+    /// A uniform `f64` in `[0, 1)` from two outputs, 53 bits, as NumPy's legacy `random_sample`.
+    pub fn uniform_f64(&mut self) -> f64 {
+        let (a, b) = (self.next_u32() >> 5, self.next_u32() >> 6);
+        (a as f64 * 67_108_864.0 + b as f64) / 9_007_199_254_740_992.0
+    }
+
     /// One `float32` draw of PyTorch's CPU `tensor.uniform_(low, high)`: the low 24 bits of one
     /// output, scaled to `[0, 1)`, then `x · (high - low) + low` rounded once, as a fused
     /// multiply-add. That is what PyTorch computes on an x86-64 CPU with FMA (checked bit for bit
@@ -138,6 +188,24 @@ mod tests {
         // First output of init_genrand(5489), from the MT19937 reference implementation.
         let mut rng = Mt19937::new(5489).unwrap();
         assert_eq!(rng.next_u32(), 3_499_211_612);
+    }
+
+    #[test]
+    fn a_u64_seed_gives_numpys_random_state_stream() {
+        // np.random.RandomState([1, 0]): permutation(10); then randint(0, 56) five times.
+        assert_eq!(
+            Mt19937::from_u64(1).permutation(10),
+            [2, 9, 8, 3, 6, 7, 1, 4, 0, 5]
+        );
+        let mut rng = Mt19937::from_u64(1);
+        let draws: Vec<u32> = (0..5).map(|_| rng.interval(55)).collect();
+        assert_eq!(draws, [53, 10, 31, 48, 4]);
+        // np.random.RandomState([2**32 - 1, 7]).random_sample(2): the high word counts.
+        let mut rng = Mt19937::from_u64((7 << 32) | 0xffff_ffff);
+        assert_eq!(
+            [rng.uniform_f64(), rng.uniform_f64()],
+            [0.889_691_121_049_648, 0.796_898_016_105_010_4]
+        );
     }
 
     #[test]

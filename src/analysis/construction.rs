@@ -10,13 +10,13 @@
 
 use std::f64::consts::PI;
 
-use rand::{rngs::StdRng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     analysis::fast::GridLogits,
     error::{Error, Result},
     model::MlpWeights,
+    mt19937::Mt19937,
 };
 
 /// One random cosine neuron.
@@ -59,12 +59,16 @@ pub fn random_cosine_neurons(p: usize, count: usize, seed: u64) -> Result<Vec<Co
             reason: "the construction needs a frequency in 1..=p/2".into(),
         });
     }
-    let mut rng = StdRng::seed_from_u64(seed);
+    let top = u32::try_from(p / 2 - 1).map_err(|_| Error::InvalidModulus {
+        p,
+        reason: "the construction draws frequencies below 2^32".into(),
+    })?;
+    let mut rng = Mt19937::from_u64(seed);
     Ok((0..count)
         .map(|_| CosineNeuron {
-            freq: rng.random_range(1..=p / 2),
-            phase_a: rng.random_range(0.0..2.0 * PI),
-            phase_b: rng.random_range(0.0..2.0 * PI),
+            freq: 1 + rng.interval(top) as usize,
+            phase_a: 2.0 * PI * rng.uniform_f64(),
+            phase_b: 2.0 * PI * rng.uniform_f64(),
         })
         .collect())
 }

@@ -5,7 +5,6 @@
 //! network's algorithm lives in those cosines, accuracy survives the replacement. All functions
 //! work on copies: the caller's weights and model are never changed.
 
-use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -13,6 +12,7 @@ use crate::{
     data::{ModularDataset, Split},
     fourier::NeuronFit,
     model::MlpWeights,
+    mt19937::Mt19937,
 };
 
 /// Accuracies of a network with some neurons replaced by their cosines.
@@ -46,8 +46,9 @@ pub fn replace_neurons(weights: &MlpWeights, fits: &[NeuronFit], neurons: &[usiz
     replaced
 }
 
-/// `floor(fraction * d_hidden)` distinct neurons drawn uniformly with `seed`, ascending
-/// (the notebook's `randperm(d_hidden)[:int(p_l1 * d_hidden)]`).
+/// `floor(fraction * d_hidden)` distinct neurons drawn uniformly with `seed`, ascending: the
+/// notebook's `randperm(d_hidden)[:int(p_l1 * d_hidden)]`, drawn as NumPy's
+/// `RandomState([seed & 0xffffffff, seed >> 32]).permutation(d_hidden)` ([`Mt19937::from_u64`]).
 ///
 /// # Panics
 /// If `fraction` is not in `[0, 1]`.
@@ -57,9 +58,10 @@ pub fn random_neurons(d_hidden: usize, fraction: f64, seed: u64) -> Vec<usize> {
         "fraction {fraction} outside [0, 1]"
     );
     let count = (fraction * d_hidden as f64).floor() as usize;
-    let mut all: Vec<usize> = (0..d_hidden).collect();
-    all.shuffle(&mut StdRng::seed_from_u64(seed));
-    let mut chosen = all[..count].to_vec();
+    let mut chosen: Vec<usize> = Mt19937::from_u64(seed).permutation(d_hidden)[..count]
+        .iter()
+        .map(|&n| n as usize)
+        .collect();
     chosen.sort_unstable();
     chosen
 }

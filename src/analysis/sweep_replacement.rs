@@ -6,7 +6,6 @@
 //! (highest mean R² of a neuron's three cosine fits) and worst first. Accuracies are on all p²
 //! pairs, in `f32`; the all-replaced point is also given exactly, in `f64`.
 
-use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -15,6 +14,7 @@ use crate::{
     error::{Error, Result},
     fourier::NeuronFit,
     model::MlpWeights,
+    mt19937::Mt19937,
 };
 
 /// The curves of a replacement sweep.
@@ -118,11 +118,10 @@ pub fn replacement_sweep(
             1.0,
         );
     }
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = Mt19937::from_u64(seed);
     let draw_curves: Vec<Vec<f64>> = (0..draws)
         .map(|_| {
-            let mut order: Vec<usize> = (0..h).collect();
-            order.shuffle(&mut rng);
+            let order: Vec<usize> = rng.permutation(h).into_iter().map(|n| n as usize).collect();
             curve(weights, fits, &base, &order, &counts)
         })
         .collect();

@@ -97,14 +97,7 @@ pub fn save_state(path: impl AsRef<Path>, state: &TrainerState) -> Result<()> {
 /// fit together.
 pub fn load_state(path: impl AsRef<Path>) -> Result<TrainerState> {
     let path = path.as_ref();
-    if path.is_dir() {
-        return Err(Error::Format {
-            path: path.to_path_buf(),
-            reason: "is a directory, not a checkpoint file".into(),
-        });
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    state_from_bytes(&bytes, path)
+    state_from_bytes(&super::read_file(path)?, path)
 }
 
 /// Whether `bytes` are a safetensors file carrying this module's `format` tag.

@@ -62,29 +62,54 @@ impl WeightFormat {
     }
 }
 
+/// Reads the whole file at `path`, after checking that it is a regular file (not a directory, a
+/// device such as `/dev/zero`, or a pipe that would never end) and that this machine has memory
+/// for it and the copies a parser makes of it (three times its size).
+///
+/// # Errors
+/// [`Error::Io`] if it cannot be read (missing, no permission); [`Error::Format`] if it is not a
+/// regular file or is empty; [`Error::InsufficientMemory`] if it is too large for the machine.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let format = |reason: &str| Error::Format {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(format("is a directory, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(format(
+            "is not a regular file (a device, a pipe or a socket)",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(format("the file is empty"));
+    }
+    crate::memory::check(
+        &format!("reading {}", path.display()),
+        meta.len().saturating_mul(3),
+    )?;
+    fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// Reads model weights from `path`, whatever its format: a PyTorch state dict (`.pth`), a
 /// `.safetensors` file, or a Burn record written by [`record::save_model`]. The format is chosen
 /// by content ([`WeightFormat::sniff`]), not by extension; `p` and `d_hidden` come from the shapes.
 ///
 /// # Errors
-/// [`Error::Io`] if the path cannot be read (missing, a directory, no permission);
-/// [`Error::Format`] if the file is empty, of no supported format, truncated or corrupt, or holds
-/// tensors that do not describe an MLP (the message names the key or shape at fault).
+/// As [`read_file`]; [`Error::Format`] if the file is of no supported format, truncated or
+/// corrupt, declares more data than it holds, holds non-finite weights, or holds tensors that do
+/// not describe an MLP (the message names the key or shape at fault).
 pub fn load_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     let path = path.as_ref();
     let format = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
     };
-    if path.is_dir() {
-        return Err(format("is a directory, not a weight file".into()));
-    }
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    if bytes.is_empty() {
-        return Err(format("the file is empty".into()));
-    }
-    match WeightFormat::sniff(&bytes) {
-        Some(WeightFormat::Pytorch) => pytorch::read_weights(path),
+    let bytes = read_file(path)?;
+    let weights = match WeightFormat::sniff(&bytes) {
+        Some(WeightFormat::Pytorch) => pytorch::weights_from_bytes(&bytes, path),
         Some(WeightFormat::Safetensors) if checkpoint::is_trainer_state(&bytes) => {
             Ok(checkpoint::state_from_bytes(&bytes, path)?.weights)
         }
@@ -94,7 +119,19 @@ pub fn load_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
             "not a PyTorch state dict, a safetensors file or a Burn record (unrecognised content)"
                 .into(),
         )),
+    }?;
+    let bad = weights
+        .fc1()
+        .iter()
+        .chain(weights.fc2())
+        .filter(|w| !w.is_finite())
+        .count();
+    if bad > 0 {
+        return Err(format(format!(
+            "{bad} of the weights are NaN or infinite (a diverged run?); nothing to analyse"
+        )));
     }
+    Ok(weights)
 }
 
 /// Writes `bytes` to `path` atomically: into a temporary file in the same directory, flushed to
@@ -162,6 +199,18 @@ pub fn csv_text<T: serde::Serialize>(rows: &[T]) -> String {
     String::from_utf8(bytes).expect("CSV of plain data is UTF-8")
 }
 
+/// Reads an `f64` that may be `null`: JSON has no NaN or infinity, so serde_json writes them as
+/// `null`, and a run that diverged must still be readable (a `null` reads as NaN).
+///
+/// # Errors
+/// The deserializer's, for anything but a number or `null`.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<f64, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 /// A named tensor read from a file: its shape and values as `f32`.
 pub(crate) type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
@@ -188,8 +237,8 @@ pub(crate) fn weights_from_state_dict(
     let mut take = |key: &str| {
         tensors.remove(key).ok_or_else(|| {
             format(format!(
-                "no tensor named `{key}` (found {:?})",
-                tensors.keys().collect::<Vec<_>>()
+                "no tensor named `{key}` (found {})",
+                key_list(&tensors)
             ))
         })
     };
@@ -197,12 +246,31 @@ pub(crate) fn weights_from_state_dict(
     let (fc2_shape, fc2) = take("fc2.weight")?;
     if !tensors.is_empty() {
         return Err(format(format!(
-            "unexpected tensors {:?}; expected only fc1.weight and fc2.weight",
-            tensors.keys().collect::<Vec<_>>()
+            "unexpected tensors {}; expected only fc1.weight and fc2.weight",
+            key_list(&tensors)
         )));
     }
     MlpWeights::from_pytorch_shapes(&fc1_shape, fc1, &fc2_shape, fc2).map_err(|e| match e {
         Error::Shape(reason) => format(reason),
         other => format(other.to_string()),
     })
+}
+
+/// The first keys of `tensors`, quoted, with a count of the rest (a model from another tool
+/// may hold thousands).
+fn key_list(tensors: &NamedTensors) -> String {
+    const SHOWN: usize = 8;
+    let mut text = tensors
+        .keys()
+        .take(SHOWN)
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if tensors.len() > SHOWN {
+        text += &format!(" and {} more", tensors.len() - SHOWN);
+    }
+    if text.is_empty() {
+        text = "none".into();
+    }
+    text
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use burn::tensor::DType;
 use burn_store::pytorch::PytorchReader;
 
-use super::{weights_from_state_dict, NamedTensors};
+use super::{read_file, weights_from_state_dict, NamedTensors};
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
@@ -22,18 +22,45 @@ use crate::{
 /// Reads the weights of a `.pth` state dict; `p` and `d_hidden` come from the shapes.
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be opened; [`Error::Format`] if it is not a PyTorch file, a
-/// tensor cannot be read or is not a float tensor, or the keys and shapes do not describe an MLP
-/// (see `io::weights_from_state_dict`).
+/// As [`read_file`] (missing, not a regular file, too large); [`Error::Format`] if it is not a
+/// PyTorch file, declares more data than it holds, a tensor cannot be read or is not a float
+/// tensor, or the keys and shapes do not describe an MLP (see `io::weights_from_state_dict`).
 pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     let path = path.as_ref();
-    // Reading first gives a precise I/O error (missing file, permission) instead of a parse
-    // error, and the bytes to check the reader's output against.
-    let file = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    weights_from_bytes(&read_file(path)?, path)
+}
+
+/// The zip entries' declared sizes against the file's: torch.save stores entries uncompressed,
+/// so none can hold more bytes than the file, and a header that says otherwise (a damaged file,
+/// or a zip bomb) is refused before burn-store allocates what it declares.
+fn check_zip_sizes(file: &[u8]) -> std::result::Result<(), String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(file))
+        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let len = file.len() as u64;
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| format!("zip entry {i} is unreadable: {e}"))?;
+        if entry.size() > len {
+            return Err(format!(
+                "zip entry `{}` declares {} bytes, more than the file's {len}",
+                entry.name(),
+                entry.size()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the `.pth` file `file`, read from `path` (burn-store reads it again from `path`).
+pub(crate) fn weights_from_bytes(file: &[u8], path: &Path) -> Result<MlpWeights> {
     let format = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
     };
+    if file.starts_with(b"PK") {
+        check_zip_sizes(file).map_err(format)?;
+    }
     // The reader parses untrusted pickles; a panic inside it must not take the program down.
     let read = catch_panics(|| -> Result<NamedTensors> {
         let reader = PytorchReader::new(path)
@@ -50,13 +77,31 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
                 )));
             }
             let shape = snapshot.shape.to_vec();
+            // The bytes the shape declares must be in the file: checked before burn-store
+            // allocates (and zero-fills) them.
+            let element = if snapshot.dtype == DType::F64 {
+                8
+            } else if snapshot.dtype == DType::F32 {
+                4
+            } else {
+                2
+            };
+            let declared = shape
+                .iter()
+                .try_fold(element, |bytes: usize, &d| bytes.checked_mul(d));
+            if declared.is_none_or(|bytes| bytes > file.len()) {
+                return Err(format(format!(
+                    "tensor `{name}` declares shape {shape:?}, more data than the file's {} bytes",
+                    file.len()
+                )));
+            }
             let data = snapshot
                 .to_data()
                 .map_err(|e| format(format!("cannot read tensor `{name}`: {e:?}")))?;
             // burn-store 0.21 pads a storage it cannot read in full with zeros (a truncated
             // legacy file loads as a zero model). torch.save stores data uncompressed, so a
             // tensor read intact appears byte for byte in the file.
-            if !contains(&file, data.as_bytes()) {
+            if !contains(file, data.as_bytes()) {
                 return Err(format(format!(
                     "the data of tensor `{name}` is missing or truncated"
                 )));
@@ -79,16 +124,10 @@ pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     weights_from_state_dict(read, path)
 }
 
-/// Whether `needle` occurs in `haystack` as a contiguous run (an empty needle always does).
+/// Whether `needle` occurs in `haystack` as a contiguous run (an empty needle always does), in
+/// linear time (two-way search: runs of zeros cannot make it quadratic).
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return true;
-    };
-    haystack
-        .iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == first)
-        .any(|(i, _)| haystack[i + 1..].starts_with(rest))
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]

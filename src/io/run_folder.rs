@@ -86,22 +86,70 @@ pub struct RunFolder {
 }
 
 impl RunFolder {
-    /// Creates (or reuses) the folder at `path`. A folder that already holds a finished run
-    /// (`summary.json`) is refused unless `force` is set.
+    /// The files a run or an analysis writes, `summary.json` (the mark of a finished run) first:
+    /// what `--force` removes before a new run starts, so no file of the old run is left beside
+    /// the new one.
+    pub const RUN_FILES: [&'static str; 9] = [
+        "summary.json",
+        super::checkpoint::FILE_NAME,
+        "config.json",
+        "metrics.csv",
+        "neurons.json",
+        "model.mpk",
+        "model.safetensors",
+        "analysis.json",
+        "report.html",
+    ];
+
+    /// Creates the folder at `path` for a new run. A folder that already holds a run (finished:
+    /// `summary.json`; started: `config.json` or a checkpoint) is refused unless `force` is set;
+    /// with `force`, that run's files ([`RunFolder::RUN_FILES`] and `figures/`) are removed first.
     ///
     /// # Errors
-    /// [`Error::Io`] if the folder cannot be created or is a file; [`Error::InvalidConfig`] if
-    /// it holds a finished run and `force` is false.
+    /// [`Error::Io`] if the folder cannot be created or is a file, or an old file cannot be
+    /// removed; [`Error::InvalidConfig`] if it holds a run and `force` is false.
     pub fn create(path: impl AsRef<Path>, force: bool) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if path.join("summary.json").exists() && !force {
+        let holds_run = Self::RUN_FILES[..3].iter().any(|f| path.join(f).exists());
+        if holds_run && !force {
             return Err(Error::InvalidConfig {
                 field: "out",
                 value: path.display().to_string(),
-                reason: "it already holds a finished run; choose another folder or pass --force",
+                reason: "it already holds a run; choose another folder, pass --force to replace \
+                         it, or --resume an unfinished one",
             });
         }
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        if force {
+            for name in Self::RUN_FILES {
+                let file = path.join(name);
+                match std::fs::remove_file(&file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(&file, e))
+                    }
+                    _ => {}
+                }
+            }
+            let figures = path.join("figures");
+            if figures.is_dir() {
+                std::fs::remove_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
+            }
+        }
+        Ok(Self { path })
+    }
+
+    /// The folder of an unfinished run, to go on writing into (`grok --resume`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it is not a folder.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_dir() {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such run folder"),
+            ));
+        }
         Ok(Self { path })
     }
 

@@ -15,12 +15,12 @@ use crate::{
 /// Reads weights from a `.safetensors` file; `p` and `d_hidden` come from the shapes.
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not a safetensors file, a
-/// tensor is not float32/float64, or the tensors do not describe an MLP.
+/// As [`read_file`](super::read_file) (missing, not a regular file, too large); [`Error::Format`]
+/// if it is not a safetensors file, a tensor is not float32/float64, or the tensors do not
+/// describe an MLP.
 pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    weights_from_bytes(&bytes, path)
+    weights_from_bytes(&super::read_file(path)?, path)
 }
 
 /// Parses safetensors `bytes`; `path` only names the source in errors.

@@ -3,11 +3,13 @@
 //! [`analyze`] runs the analyses and returns their numbers ([`Analysis`], serialisable);
 //! [`write_report`] also draws them into `figures/*.svg` and writes `report.html` (one page,
 //! offline: it references only the figures beside it) and `analysis.json` (every number), all
-//! atomically. Figures are drawn with plotters' SVG backend.
+//! atomically. Figures are drawn with plotters' SVG backend (`figures`); the page is a template
+//! (`page.html`) with every inserted text escaped.
 
 pub mod plot;
 
-mod html;
+mod figures;
+mod page;
 
 use std::{path::Path, time::Instant};
 
@@ -310,9 +312,18 @@ pub fn write_report(
     config: &ReportConfig,
 ) -> Result<Analysis> {
     let computed = compute(weights, data, history, config)?;
-    let figures = folder.join("figures");
-    std::fs::create_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
-    let page = html::render(folder, weights, history, &computed.analysis, &computed.sims)?;
+    let drawn = figures::draw(&figures::Inputs {
+        weights,
+        history,
+        a: &computed.analysis,
+        sims: &computed.sims,
+    })?;
+    let page = page::render(&computed.analysis, &drawn)?;
+    let dir = folder.join("figures");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    for figure in &drawn {
+        crate::io::write_atomic(dir.join(figure.file), figure.svg.as_bytes())?;
+    }
     write_json(folder.join("analysis.json"), &computed.analysis)?;
     crate::io::write_atomic(folder.join("report.html"), page.as_bytes())?;
     Ok(computed.analysis)

@@ -1,7 +1,9 @@
 //! The report's figures, drawn with plotters' SVG backend into strings.
 //!
-//! Text is written as SVG `<text>` and laid out by the browser (no font files are read).
+//! Text is written as SVG `<text>` and laid out by the browser (no font files are read). Heatmaps
+//! are raster images (PNG, one pixel per cell) inside the SVG, drawn unsmoothed by the browser.
 
+use base64::Engine as _;
 use plotters::prelude::*;
 
 /// A figure-drawing error, boxed (plotters' errors are generic over the backend).
@@ -56,6 +58,37 @@ pub fn sequential(v: f64) -> RGBColor {
     lerp(stops[i], stops[i + 1], t - i as f64)
 }
 
+/// An axis label for `v`: whole numbers without decimals (`10`, not `10.0`), magnitudes below
+/// 10⁻³ or from 10⁶ up in exponent form (`1e-5`), others with at most four significant digits.
+pub fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() {
+        return format!("{}", v + 0.0);
+    }
+    if !(1e-3..1e6).contains(&a) {
+        let text = format!("{v:.2e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exponent}");
+    }
+    if (v - v.round()).abs() <= 1e-9 * a.max(1.0) {
+        return format!("{}", v.round() + 0.0);
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A label for an axis of whole numbers (counts, epochs, neurons, frequencies): positions
+/// between whole numbers get none, so no label is fractional or repeated.
+pub fn whole_tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-6 {
+        format!("{}", v.round() + 0.0)
+    } else {
+        String::new()
+    }
+}
+
 /// One line of a line chart.
 pub struct Line {
     /// Legend label.
@@ -71,6 +104,7 @@ pub struct Line {
 }
 
 /// Axis options of a line chart.
+#[derive(Default)]
 pub struct Axes {
     /// Chart title.
     pub title: String,
@@ -86,6 +120,10 @@ pub struct Axes {
     pub log_x: bool,
     /// Logarithmic y.
     pub log_y: bool,
+    /// x counts something (epochs, neurons): labelled at whole numbers only.
+    pub whole_x: bool,
+    /// The labelled x positions of a logarithmic x axis (default: the powers of ten).
+    pub x_keys: Option<Vec<f64>>,
 }
 
 /// A band (filled area between two curves) under the lines.
@@ -100,10 +138,19 @@ pub struct Band {
 
 macro_rules! draw_lines {
     ($chart:expr, $axes:expr, $lines:expr, $band:expr) => {{
+        let x_tick = |v: &f64| {
+            if $axes.whole_x {
+                whole_tick(*v)
+            } else {
+                tick(*v)
+            }
+        };
         $chart
             .configure_mesh()
             .x_desc($axes.x_label.as_str())
             .y_desc($axes.y_label.as_str())
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&|v| tick(*v))
             .x_labels(8)
             .max_light_lines(1)
             .label_style(FONT)
@@ -127,7 +174,10 @@ macro_rules! draw_lines {
             let color = line.color;
             $chart
                 .draw_series(LineSeries::new(
-                    line.points.iter().copied(),
+                    line.points
+                        .iter()
+                        .copied()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite()),
                     color.stroke_width(2),
                 ))?
                 .label(line.label.as_str())
@@ -138,6 +188,7 @@ macro_rules! draw_lines {
                 $chart.draw_series(
                     line.points
                         .iter()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite())
                         .map(|&p| Circle::new(p, 3, color.filled())),
                 )?;
             }
@@ -150,6 +201,20 @@ macro_rules! draw_lines {
             .position(SeriesLabelPosition::LowerRight)
             .draw()?;
     }};
+}
+
+/// `range` if plotters can draw it (finite, increasing, positive on a log axis), else a unit
+/// range: a NaN or infinite bound (a diverged run's loss) would make plotters loop for ever
+/// looking for tick marks.
+fn drawable(range: (f64, f64), log: bool) -> (f64, f64) {
+    let (lo, hi) = range;
+    if lo.is_finite() && hi.is_finite() && lo < hi && (!log || lo > 0.0) {
+        range
+    } else if log {
+        (1.0, 10.0)
+    } else {
+        (0.0, 1.0)
+    }
 }
 
 /// A line chart with optional log axes and an optional band.
@@ -180,16 +245,22 @@ pub fn line_panels(
                 .margin(12)
                 .x_label_area_size(45)
                 .y_label_area_size(65);
-            let (x0, x1) = axes.x_range;
-            let (y0, y1) = axes.y_range;
+            let (x0, x1) = drawable(axes.x_range, axes.log_x);
+            let (y0, y1) = drawable(axes.y_range, axes.log_y);
             match (axes.log_x, axes.log_y) {
                 (false, false) => {
                     let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1)?;
                     draw_lines!(chart, axes, lines, band);
                 }
                 (true, false) => {
-                    let mut chart = builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
-                    draw_lines!(chart, axes, lines, band);
+                    if let Some(keys) = &axes.x_keys {
+                        let x = (x0..x1).log_scale().with_key_points(keys.clone());
+                        let mut chart = builder.build_cartesian_2d(x, y0..y1)?;
+                        draw_lines!(chart, axes, lines, band);
+                    } else {
+                        let mut chart = builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
+                        draw_lines!(chart, axes, lines, band);
+                    }
                 }
                 (false, true) => {
                     let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
@@ -223,13 +294,36 @@ pub struct Heatmap<'a> {
     pub col_label: String,
 }
 
-/// Heatmap panels side by side, each value mapped to a colour by `color`.
+/// The cells as a PNG `data:` URI, one pixel per cell, row 0 on top.
+fn png_uri(map: &Heatmap<'_>, color: &dyn Fn(f64) -> RGBColor) -> PlotResult<String> {
+    let rgb: Vec<u8> = map
+        .values
+        .iter()
+        .flat_map(|&v| {
+            let c = color(v);
+            [c.0, c.1, c.2]
+        })
+        .collect();
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, map.cols as u32, map.rows as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb)?;
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    ))
+}
+
+/// Heatmap panels side by side, each value mapped to a colour by `color`. The cells are one
+/// raster image per panel (see [`png_uri`]), so a p² grid costs kilobytes, not megabytes.
 pub fn heatmaps(
     panel: u32,
     panels: &[Heatmap<'_>],
     color: &dyn Fn(f64) -> RGBColor,
 ) -> PlotResult<String> {
     let mut svg = String::new();
+    let mut images = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (panel * panels.len() as u32, panel + 30))
             .into_drawing_area();
@@ -244,20 +338,28 @@ pub fn heatmaps(
             chart
                 .configure_mesh()
                 .disable_mesh()
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .y_label_formatter(&|v| format!("{v:.0}"))
+                .x_label_formatter(&|v| whole_tick(*v))
+                .y_label_formatter(&|v| whole_tick(*v))
                 .x_desc(map.col_label.as_str())
                 .y_desc(map.row_label.as_str())
                 .label_style(FONT)
                 .axis_desc_style(FONT)
                 .draw()?;
-            chart.draw_series((0..map.rows * map.cols).map(|i| {
-                let (r, c) = ((i / map.cols) as f64, (i % map.cols) as f64);
-                Rectangle::new([(c, r), (c + 1.0, r + 1.0)], color(map.values[i]).filled())
-            }))?;
+            let (x, y) = chart.plotting_area().get_pixel_range();
+            images.push_str(&format!(
+                "<image x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" preserveAspectRatio=\"none\" \
+                 style=\"image-rendering:pixelated\" href=\"{}\"/>\n",
+                x.start,
+                y.start,
+                x.end - x.start,
+                y.end - y.start,
+                png_uri(map, color)?
+            ));
         }
         root.present()?;
     }
+    let end = svg.rfind("</svg>").ok_or("plotters wrote no </svg>")?;
+    svg.insert_str(end, &images);
     Ok(svg)
 }
 
@@ -277,6 +379,8 @@ pub struct Scatter {
     pub range: Option<((f64, f64), (f64, f64))>,
     /// Legend entries `(label, colour)`, drawn as text under the title.
     pub legend: Vec<(String, RGBColor)>,
+    /// Both axes count something (frequencies): labelled at whole numbers only.
+    pub whole: bool,
 }
 
 fn fitted_range(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
@@ -309,10 +413,13 @@ pub fn scatters(panel: (u32, u32), panels: &[Scatter]) -> PlotResult<String> {
                 .x_label_area_size(45)
                 .y_label_area_size(60)
                 .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)?;
+            let axis_tick = |v: &f64| if s.whole { whole_tick(*v) } else { tick(*v) };
             chart
                 .configure_mesh()
                 .x_desc(s.x_label.as_str())
                 .y_desc(s.y_label.as_str())
+                .x_label_formatter(&axis_tick)
+                .y_label_formatter(&axis_tick)
                 .label_style(FONT)
                 .axis_desc_style(FONT)
                 .draw()?;
@@ -375,6 +482,8 @@ pub fn bars(
             .disable_x_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_label_formatter(&|v| whole_tick(*v))
+            .y_label_formatter(&|v| whole_tick(*v))
             .label_style(FONT)
             .axis_desc_style(FONT)
             .draw()?;
@@ -393,4 +502,86 @@ pub fn bars(
         root.present()?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_short_and_whole_numbers_have_no_decimals() {
+        let ticks: Vec<String> = [
+            10.0,
+            100.0,
+            0.0,
+            -0.0,
+            0.25,
+            0.30000000000000004,
+            1e-5,
+            2.5e-7,
+            3e6,
+            1234.5678,
+        ]
+        .iter()
+        .map(|&v| tick(v))
+        .collect();
+        assert_eq!(
+            ticks,
+            ["10", "100", "0", "0", "0.25", "0.3", "1e-5", "2.5e-7", "3e6", "1235"]
+        );
+        let whole: Vec<String> = [0.0, 0.5, 1.0, 1.5, 2.0]
+            .iter()
+            .map(|&v| whole_tick(v))
+            .collect();
+        assert_eq!(whole, ["0", "", "1", "", "2"]);
+    }
+
+    #[test]
+    fn a_chart_of_infinite_values_is_drawn_and_does_not_hang() {
+        let axes = Axes {
+            title: "diverged".into(),
+            x_range: (1.0, 3.0),
+            y_range: (1e-3, f64::INFINITY),
+            log_x: true,
+            log_y: true,
+            ..Axes::default()
+        };
+        let line = Line {
+            label: "loss".into(),
+            points: vec![(1.0, 1.0), (2.0, f64::INFINITY), (3.0, f64::NAN)],
+            color: PALETTE[0],
+            markers: true,
+            line: true,
+        };
+        assert!(line_chart((300, 200), &axes, &[line], None).is_ok());
+    }
+
+    #[test]
+    fn a_heatmap_is_one_pixel_per_cell_in_the_svg() {
+        let values: Vec<f64> = (0..12).map(|i| i as f64 / 11.0).collect();
+        let map = Heatmap {
+            title: "t".into(),
+            values: &values,
+            rows: 3,
+            cols: 4,
+            row_label: "r".into(),
+            col_label: "c".into(),
+        };
+        let svg = heatmaps(200, &[map], &sequential).unwrap();
+        assert_eq!(svg.matches("<image ").count(), 1);
+        assert!(svg.trim_end().ends_with("</svg>"));
+        let uri = svg.split("href=\"data:image/png;base64,").nth(1).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(&uri[..uri.find('"').unwrap()])
+            .unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+            .read_info()
+            .unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!((info.width, info.height), (4, 3));
+        // Row 1, column 2 is cell 6.
+        let c = sequential(6.0 / 11.0);
+        assert_eq!(&pixels[(4 + 2) * 3..(4 + 2) * 3 + 3], &[c.0, c.1, c.2]);
+    }
 }

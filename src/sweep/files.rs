@@ -54,13 +54,25 @@ pub fn write_sweep(dir: &Path, sweep: &SweepFile) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and its parents) and checks that a file can be written in it, before any
+/// training: a path that is a file, read-only or under `/proc` fails here, not after the sweep.
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub fn prepare_folder(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let probe = crate::io::temporary_sibling(&dir.join("sweep.json"));
+    std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
 /// Reads a `sweep.json`.
 ///
 /// # Errors
 /// [`Error::Io`] if it cannot be read, [`Error::Format`] if it is not a sweep file.
 pub fn read_sweep(path: &Path) -> Result<SweepFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Format {
+    let bytes = crate::io::read_file(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Format {
         path: path.to_path_buf(),
         reason: format!("not a sweep.json: {e}"),
     })

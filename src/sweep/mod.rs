@@ -25,7 +25,7 @@ use std::{collections::HashMap, str::FromStr, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use files::{merge_sweeps, read_sweep, write_sweep, SweepFile};
+pub use files::{merge_sweeps, prepare_folder, read_sweep, write_sweep, SweepFile};
 pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 
 use crate::{
@@ -64,6 +64,23 @@ pub struct GridPoint {
 }
 
 impl Grid {
+    /// The most models one grid may hold: a million, each of them trained, is far past any sweep
+    /// a machine finishes, and a larger count is a typo (a seed range `1..1000000000`).
+    pub const MAX_POINTS: usize = 1_000_000;
+
+    /// The number of models, `None` if the product of the lists' lengths overflows.
+    pub fn model_count(&self) -> Option<usize> {
+        [
+            self.seeds.len(),
+            self.weight_decays.len(),
+            self.lrs.len(),
+            self.train_fractions.len(),
+            self.hiddens.len(),
+        ]
+        .iter()
+        .try_fold(1usize, |n, &len| n.checked_mul(len.max(1)))
+    }
+
     /// A grid of the base configuration alone (every list empty).
     pub fn new(base: TrainingConfig) -> Self {
         Self {
@@ -80,8 +97,19 @@ impl Grid {
     /// decay, learning rate, and seed fastest.
     ///
     /// # Errors
-    /// The first invalid configuration's error (a train fraction outside (0, 1), a width of 0, ...).
+    /// [`Error::InvalidConfig`] if the grid holds more than [`Grid::MAX_POINTS`] models; the first
+    /// invalid configuration's error (a train fraction outside (0, 1), a width of 0, ...).
     pub fn points(&self) -> Result<Vec<GridPoint>> {
+        match self.model_count() {
+            Some(n) if n <= Self::MAX_POINTS => {}
+            n => {
+                return Err(Error::InvalidConfig {
+                    field: "grid",
+                    value: n.map_or("more than 2^64".into(), |n| format!("{n} models")),
+                    reason: "a sweep holds at most 1,000,000 models (Grid::MAX_POINTS)",
+                })
+            }
+        }
         fn or<T: Clone>(values: &[T], base: T) -> Vec<T> {
             if values.is_empty() {
                 vec![base]
@@ -189,12 +217,16 @@ pub struct ModelResult {
     /// First epoch with validation accuracy at least 0.99 (`None`: never).
     pub grok_epoch: Option<usize>,
     /// Last epoch's mean training loss.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub train_loss: f64,
     /// Last epoch's validation loss.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub val_loss: f64,
     /// Last epoch's training accuracy.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub train_acc: f64,
     /// Last epoch's validation accuracy.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub val_acc: f64,
     /// Seconds per epoch once warm: from the end of epoch `min(5, epochs/2)` to the last, over
     /// the epochs between (for a batched model, its batch's time). `None` below 2 epochs.

@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 
 use super::{Grid, ModelResult};
-use crate::report::plot::sequential;
+use crate::report::plot::{sequential, whole_tick, PlotResult, PALETTE};
 
 /// A swept hyperparameter: its name, the grid's values, and a result's value.
 struct Axis {
@@ -55,32 +55,79 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Median of the grokking epochs in a cell, counting a model that never grokked as grokking
-/// after its last epoch (so a cell where most never grok shows the run length).
-fn median_grok(cell: &[&ModelResult]) -> f64 {
-    median(
+/// Colour of a cell whose median model never reached val_acc >= 0.99 within its run.
+const NOT_REACHED: RGBColor = RGBColor(205, 205, 205);
+
+/// The median grokking epoch of a cell, counting a model that never grokked as grokking after
+/// every epoch; `None` when that median is not reached (half the models or more never grokked).
+fn median_grok(cell: &[&ModelResult]) -> Option<f64> {
+    let m = median(
         cell.iter()
-            .map(|r| r.grok_epoch.map_or(r.epochs as f64, |e| e as f64))
+            .map(|r| r.grok_epoch.map_or(f64::INFINITY, |e| e as f64))
             .collect(),
-    )
+    );
+    m.is_finite().then_some(m)
 }
 
 /// The two lines written in a cell: its median grokking epoch (`median_grok(cell)`, which also
-/// colours it) with how many of its models grokked, and the median final validation accuracy
-/// (which tells apart the cells that never grok: memorised, partly generalised, or nearly there).
-fn cell_labels(cell: &[&ModelResult], median_grok: f64) -> [String; 2] {
+/// colours it; "> N" when not reached in N epochs) with how many of its models grokked, and the
+/// median final validation accuracy (which tells apart the cells that never grok: memorised,
+/// partly generalised, or nearly there).
+fn cell_labels(cell: &[&ModelResult], median_grok: Option<f64>) -> [String; 2] {
     let grokked = cell.iter().filter(|m| m.grok_epoch.is_some()).count();
     let val_acc = median(cell.iter().map(|m| m.val_acc).collect());
+    let epoch = median_grok.map_or_else(
+        || format!("> {}", cell.iter().map(|m| m.epochs).max().unwrap_or(0)),
+        |m| format!("{m:.0}"),
+    );
     [
-        format!("{median_grok:.0} ({grokked}/{})", cell.len()),
+        format!("{epoch} ({grokked}/{})", cell.len()),
         format!("val {val_acc:.3}"),
     ]
 }
 
+/// The colour scale beside the phase diagram: 0 to `top` epochs, then the not-reached colour.
+fn colour_scale<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    top: f64,
+) -> PlotResult<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (scale, key) = area.split_vertically(area.dim_in_pixel().1.saturating_sub(55));
+    let mut chart = ChartBuilder::on(&scale)
+        .margin_top(40)
+        .margin_bottom(5)
+        .margin_right(10)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..1.0, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc("median epoch")
+        .y_label_formatter(&|v| whole_tick(*v))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    let steps = 64;
+    chart.draw_series((0..steps).map(|i| {
+        let (lo, hi) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
+        Rectangle::new(
+            [(0.0, lo * top), (1.0, hi * top)],
+            sequential((lo + hi) / 2.0).filled(),
+        )
+    }))?;
+    key.draw(&Rectangle::new([(50, 8), (70, 28)], NOT_REACHED.filled()))?;
+    key.draw(&Text::new("not", (74, 6), ("sans-serif", 13)))?;
+    key.draw(&Text::new("reached", (74, 21), ("sans-serif", 13)))?;
+    Ok(())
+}
+
 /// The phase diagram: median grokking epoch (over seeds and any further swept values) in each
 /// cell of the first two swept hyperparameters (one row if only one is swept), with the number
-/// of models that grokked and their median final validation accuracy. `None` when no
-/// hyperparameter but the seed is swept or nothing ran.
+/// of models that grokked and their median final validation accuracy, and a colour scale.
+/// Cells whose median is not reached have a colour of their own. `None` when no hyperparameter
+/// but the seed is swept or nothing ran.
 pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String> {
     let mut axes = swept_axes(grid).into_iter();
     let x = axes.next()?;
@@ -103,7 +150,13 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
     }
     let medians: Vec<Option<f64>> = cells
         .iter()
-        .map(|cell| (!cell.is_empty()).then(|| median_grok(cell)))
+        .map(|cell| {
+            if cell.is_empty() {
+                None
+            } else {
+                median_grok(cell)
+            }
+        })
         .collect();
     let top = medians.iter().flatten().copied().fold(1.0, f64::max);
     let title = format!(
@@ -113,12 +166,13 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
             .map_or(String::new(), |y| format!(" x {}", y.name))
     );
     let mut svg = String::new();
-    let drawn = (|| -> crate::report::plot::PlotResult<()> {
-        let root =
-            SVGBackend::with_string(&mut svg, (140 + 110 * cols as u32, 120 + 70 * rows as u32))
-                .into_drawing_area();
+    let drawn = (|| -> PlotResult<()> {
+        let width = 140 + 110 * cols as u32 + 120;
+        let root = SVGBackend::with_string(&mut svg, (width, 120 + 70 * rows.max(2) as u32))
+            .into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (main, scale) = root.split_horizontally(width - 120);
+        let mut chart = ChartBuilder::on(&main)
             .caption(title.as_str(), ("sans-serif", 17))
             .margin(12)
             .x_label_area_size(45)
@@ -145,14 +199,22 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
             .label_style(("sans-serif", 14))
             .draw()?;
         for (i, (cell, median)) in cells.iter().zip(&medians).enumerate() {
+            if cell.is_empty() {
+                continue;
+            }
             let (r, c) = ((i / cols) as f64, (i % cols) as f64);
-            let Some(median) = median else { continue };
+            let (fill, ink) = match median {
+                // Light text on the dark end of the colour scale.
+                Some(m) => (
+                    sequential(m / top),
+                    if m / top < 0.45 { WHITE } else { BLACK },
+                ),
+                None => (NOT_REACHED, BLACK),
+            };
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(c, r), (c + 1.0, r + 1.0)],
-                sequential(median / top).filled(),
+                fill.filled(),
             )))?;
-            // Light text on the dark end of the colour scale.
-            let ink = if median / top < 0.45 { WHITE } else { BLACK };
             for (line, text) in cell_labels(cell, *median).into_iter().enumerate() {
                 chart.draw_series(std::iter::once(Text::new(
                     text,
@@ -161,6 +223,7 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
                 )))?;
             }
         }
+        colour_scale(&scale, top)?;
         root.present()?;
         Ok(())
     })();
@@ -185,7 +248,7 @@ pub fn grok_epoch_distribution_svg(results: &[ModelResult]) -> Option<String> {
         results.len()
     );
     let mut svg = String::new();
-    let drawn = (|| -> crate::report::plot::PlotResult<()> {
+    let drawn = (|| -> PlotResult<()> {
         let root = SVGBackend::with_string(&mut svg, (760, 380)).into_drawing_area();
         root.fill(&WHITE)?;
         let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.15;
@@ -202,14 +265,15 @@ pub fn grok_epoch_distribution_svg(results: &[ModelResult]) -> Option<String> {
             .disable_x_mesh()
             .x_desc("first epoch with val_acc >= 0.99")
             .y_desc("models")
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| whole_tick(*v))
+            .y_label_formatter(&|v| whole_tick(*v))
             .label_style(("sans-serif", 14))
             .draw()?;
         chart.draw_series(counts.iter().enumerate().map(|(i, &n)| {
             let x0 = (min + i * width) as f64;
             Rectangle::new(
                 [(x0, 0.0), (x0 + width as f64, n as f64)],
-                crate::report::plot::PALETTE[0].filled(),
+                PALETTE[0].filled(),
             )
         }))?;
         root.present()?;
@@ -255,10 +319,15 @@ mod tests {
             ["100 (2/3)", "val 0.991"]
         );
         // An even count takes the mean of the middle two.
+        let d = result(Some(60), 0.999);
+        let cell = [&a, &b, &c, &d];
+        assert_eq!(median_grok(&cell), Some(80.0));
+        // Half the models never grokked: the median is not reached in the run's 300 epochs.
         let cell = [&a, &b];
+        assert_eq!(median_grok(&cell), None);
         assert_eq!(
             cell_labels(&cell, median_grok(&cell)),
-            ["170 (1/2)", "val 0.698"]
+            ["> 300 (1/2)", "val 0.698"]
         );
     }
 }

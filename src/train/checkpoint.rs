@@ -77,6 +77,18 @@ impl TrainerState {
                 self.config.epochs
             )));
         }
+        // A damaged or edited step count would wrap to 0 (bias corrections of 0, weights of NaN)
+        // or be one no run reaches (2^52 steps is a million years at a microsecond a step).
+        if let Some(adam) = self
+            .adam
+            .as_ref()
+            .filter(|a| a.step == 0 || a.step > 1 << 52)
+        {
+            return Err(Error::Shape(format!(
+                "AdamW's step count {} is not a count a run reaches (1 to 2^52)",
+                adam.step
+            )));
+        }
         Ok(())
     }
 }

@@ -212,14 +212,19 @@ pub struct EpochMetrics {
     /// Epoch number, from 0.
     pub epoch: usize,
     /// Mean cross-entropy over the training rows, each taken before its batch's step.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub train_loss: f64,
     /// Mean cross-entropy over the validation rows after the epoch.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub val_loss: f64,
     /// Fraction of training rows predicted right, each before its batch's step.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub train_acc: f64,
     /// Fraction of validation rows predicted right after the epoch.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub val_acc: f64,
     /// Seconds since training started, at the end of this epoch.
+    #[serde(deserialize_with = "crate::io::nan_if_null")]
     pub seconds: f64,
 }
 

@@ -1,7 +1,7 @@
 //! PyTorch interop and checkpoints: state dicts the notebook saved import exactly, every format
 //! round-trips bit for bit, a resumed run equals an uninterrupted one, and bad files are errors.
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use common::{fixture, Cpu, CpuAutodiff};
@@ -179,6 +179,24 @@ fn every_kind_of_bad_weight_file_is_an_error_naming_the_problem() {
             );
         }
     }
+    // Headers that declare more than the file holds are refused before the data is allocated:
+    // a [100000, 100000] tensor over 4 stored bytes, a zip entry of 4 GB.
+    load_error(
+        &fixture("bad_huge_shape.pth"),
+        "declares shape [100000, 100000]",
+    );
+    load_error(&fixture("bad_zip_size.pth"), "declares 4294967280 bytes");
+    // Not a regular file: a device that never ends.
+    #[cfg(unix)]
+    load_error(std::path::Path::new("/dev/zero"), "not a regular file");
+    // A diverged model: NaN weights are refused, not analysed into nonsense.
+    let mut weights = io::load_weights(fixture("tiny_p7_h5.pth")).unwrap();
+    let (mut a, b, out) = (weights.input_a(0), weights.input_b(0), weights.output(0));
+    a[3] = f64::NAN;
+    weights.set_neuron(0, &a, &b, &out);
+    let nan = dir.path().join("nan.safetensors");
+    safetensors::write_weights(&nan, &weights).unwrap();
+    load_error(&nan, "NaN or infinite");
     // A state dict whose key names another layer.
     let mut st = std::fs::read(fixture("seed1337_p113_h100.safetensors")).unwrap();
     let at = st.windows(10).position(|w| w == b"fc2.weight").unwrap();

@@ -1,7 +1,7 @@
 //! The network: shapes, the two input forms, weight orientation and initialisation.
 #![cfg(feature = "flex")]
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Tensor, TensorData, Tolerance};
 use common::Cpu;

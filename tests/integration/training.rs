@@ -2,7 +2,7 @@
 //! validated, and the two input forms give the same gradients.
 #![cfg(feature = "flex")]
 
-mod common;
+use crate::common;
 
 use burn::tensor::Tolerance;
 use common::CpuAutodiff;

@@ -1,7 +1,7 @@
 //! Sweeps: an ensemble member trains as the model alone would, shards partition the grid, and
 //! merging shards gives the unsharded sweep.
 
-mod common;
+use crate::common;
 
 use common::CpuAutodiff;
 use grokking::{

@@ -1,7 +1,7 @@
 //! Files: safetensors in and out, Burn records, atomic writes, and errors for bad files.
 #![cfg(feature = "flex")]
 
-mod common;
+use crate::common;
 
 use common::{fixture, Cpu};
 use grokking::{io, Error, MlpConfig, MlpWeights};

@@ -2,7 +2,7 @@
 //! complete run folder.
 #![cfg(feature = "flex")]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -12,9 +12,11 @@ fn grok() -> Command {
     common::example("grok")
 }
 
-fn fails_with_one_line(args: &[&str], needle: &str) {
+/// Runs `command` with `args` and a fresh `--out`; asserts one error line holding `needle`, no
+/// panic, and no folder written.
+fn assert_fails_with_one_line(mut command: Command, args: &[&str], needle: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = grok()
+    let out = command
         .args(args)
         .arg("--out")
         .arg(dir.path().join("run"))
@@ -28,17 +30,76 @@ fn fails_with_one_line(args: &[&str], needle: &str) {
     assert!(!dir.path().join("run").exists(), "{args:?} wrote a folder");
 }
 
+fn fails_with_one_line(args: &[&str], needle: &str) {
+    assert_fails_with_one_line(grok(), args, needle);
+}
+
+/// Arguments `grok` refuses, and a word its one error line must hold: mistakes, and hostile
+/// numbers (NaN, infinities, negatives, zero, values past every limit, wrong types).
+const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
+    (&["--p", "1"], "at least 2"),
+    (&["--train-fraction", "1.5"], "strictly between 0 and 1"),
+    (&["--train-fraction", "0"], "strictly between 0 and 1"),
+    (&["--hidden", "0"], "hidden"),
+    (&["--batch-size", "0"], "batch-size"),
+    (&["--lr", "-0.1"], "lr"),
+    (&["--epochs", "abc"], "invalid value"),
+    (&["--backend", "tpu"], "invalid value"),
+    (&["--threads", "0"], "invalid value"),
+    (&["--lr", "nan"], "lr"),
+    (&["--lr", "inf"], "lr"),
+    (&["--weight-decay", "-1"], "weight-decay"),
+    (&["--weight-decay", "NaN"], "weight-decay"),
+    (&["--train-fraction", "nan"], "strictly between 0 and 1"),
+    (&["--train-fraction=-inf"], "strictly between 0 and 1"),
+    (&["--seed", "1099511627776"], "below 2^32"),
+    (&["--seed", "-1"], "unexpected argument"),
+    (&["--p", "0"], "at least 2"),
+    (&["--p", "46341"], "at most 46340"),
+    (&["--p", "1e3"], "invalid value"),
+    (&["--epochs", "0"], "epochs"),
+    (&["--batch-size", "99999999999999999999"], "invalid value"),
+    (&["--hidden", "2.5"], "invalid value"),
+];
+
 #[test]
 fn bad_arguments_fail_with_one_clear_line() {
-    fails_with_one_line(&["--p", "1"], "at least 2");
-    fails_with_one_line(&["--train-fraction", "1.5"], "strictly between 0 and 1");
-    fails_with_one_line(&["--train-fraction", "0"], "strictly between 0 and 1");
-    fails_with_one_line(&["--hidden", "0"], "hidden");
-    fails_with_one_line(&["--batch-size", "0"], "batch-size");
-    fails_with_one_line(&["--lr", "-0.1"], "lr");
-    fails_with_one_line(&["--epochs", "abc"], "invalid value");
-    fails_with_one_line(&["--backend", "tpu"], "invalid value");
-    fails_with_one_line(&["--threads", "0"], "invalid value");
+    for (args, needle) in BAD_ARGUMENTS {
+        fails_with_one_line(args, needle);
+    }
+}
+
+#[test]
+fn unusable_paths_fail_with_one_line_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    for out in [file.clone(), file.join("under-a-file")] {
+        let result = grok()
+            .args(["--epochs", "1", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(!result.status.success());
+        let stderr = String::from_utf8(result.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("a-file"), "{stderr}");
+    }
+    // Nothing to resume: a missing folder, and a folder whose checkpoint is garbage.
+    let missing = dir.path().join("missing");
+    let garbage = dir.path().join("garbage");
+    std::fs::create_dir(&garbage).unwrap();
+    std::fs::write(garbage.join("checkpoint.safetensors"), b"not a checkpoint").unwrap();
+    for folder in [&missing, &garbage] {
+        let result = grok().arg("--resume").arg(folder).output().unwrap();
+        assert!(!result.status.success());
+        let stderr = String::from_utf8(result.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("checkpoint"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&garbage).unwrap().count(), 1);
 }
 
 #[test]
@@ -145,6 +206,32 @@ fn a_small_run_writes_every_file() {
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    // With --force, the old run's files go first: no report of the old model is left beside a
+    // new run without one.
+    assert!(run.join("report.html").exists() && run.join("figures").is_dir());
+    let forced = grok()
+        .args([
+            "--p",
+            "13",
+            "--hidden",
+            "24",
+            "--epochs",
+            "1",
+            "--no-report",
+            "--force",
+            "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(!run.join("report.html").exists() && !run.join("figures").exists());
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2);
 }
 
 fn analyze() -> Command {
@@ -204,6 +291,11 @@ fn analyze_fails_cleanly_on_bad_files_and_writes_nothing() {
         common::fixture("fuzz_bad_record.bin"),
         // Found by the fuzzer: a Burn record whose data are shorter than its shape.
         common::fixture("fuzz_short_record.bin"),
+        // Headers declaring more than the file holds (40 GB of tensor, a 4 GB zip entry).
+        common::fixture("bad_huge_shape.pth"),
+        common::fixture("bad_zip_size.pth"),
+        // Not a regular file: reading it would never end.
+        std::path::PathBuf::from("/dev/zero"),
     ] {
         let out_dir = dir.path().join("out");
         let out = analyze()
@@ -396,4 +488,57 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("shard"), "{stderr}");
     assert!(!dir.path().join("bad").exists());
+}
+
+/// `sweep` on a tiny grid with `args`: one error line holding `needle`, no folder.
+fn sweep_fails_with_one_line(args: &[&str], needle: &str) {
+    let mut sweep = sweep_cli();
+    sweep.args(["--p", "7", "--hidden", "4", "--epochs", "1"]);
+    assert_fails_with_one_line(sweep, args, needle);
+}
+
+#[test]
+fn hostile_sweep_arguments_fail_with_one_line_and_no_folder() {
+    // Ranges are sized before they are listed.
+    sweep_fails_with_one_line(&["--seeds", "0..18446744073709551615"], "below 2^32");
+    sweep_fails_with_one_line(&["--seeds", "1..4000000"], "more than a sweep's");
+    sweep_fails_with_one_line(
+        &[
+            "--seeds",
+            "1..10000",
+            "--lr",
+            "1,2,3,4,5,6,7,8,9,10",
+            "--weight-decay",
+            "1,2,3,4,5,6,7,8,9,10,11",
+        ],
+        "at most 1,000,000",
+    );
+    sweep_fails_with_one_line(&["--seeds", "5..1"], "empty range");
+    sweep_fails_with_one_line(&["--lr", "-1"], "lr");
+    sweep_fails_with_one_line(&["--weight-decay", "nan,1"], "weight-decay");
+    sweep_fails_with_one_line(&["--train-fraction", "0.5,inf"], "strictly between 0 and 1");
+    sweep_fails_with_one_line(&["--max-batch", "0"], "invalid value");
+    sweep_fails_with_one_line(&["--shard", "0/0"], "shard");
+    sweep_fails_with_one_line(&["--seeds", "1,2", "--shard", "5/8"], "holds no model");
+    sweep_fails_with_one_line(
+        &["--merge", "/nonexistent-sweep-folder"],
+        "nonexistent-sweep-folder",
+    );
+}
+
+#[test]
+fn a_sweep_into_an_unwritable_folder_fails_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    // Thousands of model-epochs: it must fail at once, not after training them.
+    let out = sweep_cli()
+        .args(["--seeds", "1..64", "--epochs", "2000", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("a-file"), "{stderr}");
 }

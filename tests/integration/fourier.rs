@@ -1,6 +1,6 @@
 //! Cosine fits: exact recovery of synthetic cosines, the Nyquist bin, and degenerate inputs.
 
-mod common;
+use crate::common;
 
 use std::f64::consts::PI;
 

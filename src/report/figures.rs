@@ -1,10 +1,12 @@
-//! Draws the figures and writes the page.
+//! Draws the report's figures: one function per topic, each returning its figures (SVG text and
+//! caption); [`draw`] runs them all in the page's order.
 
-use std::{f64::consts::PI, fmt::Write as _, path::Path};
+use std::f64::consts::PI;
 
 use plotters::style::RGBColor;
 
 use super::{
+    page::{opt, pct},
     plot::{self, Axes, Band, Heatmap, Line, Scatter, OTHER, PALETTE},
     Analysis,
 };
@@ -14,31 +16,79 @@ use crate::{
         phases::wrap_angle,
     },
     error::{Error, Result},
-    io::write_atomic,
     model::MlpWeights,
     train::History,
 };
 
+/// What the figures are drawn from.
+pub(super) struct Inputs<'a> {
+    /// The model.
+    pub weights: &'a MlpWeights,
+    /// Its training history, if any.
+    pub history: Option<&'a History>,
+    /// The analyses' numbers.
+    pub a: &'a Analysis,
+    /// Cosine similarities of fc1 rows, fc2 columns and activations.
+    pub sims: &'a [Vec<Vec<f64>>; 3],
+}
+
 /// One figure of the page.
-struct Figure {
+pub(super) struct Figure {
+    /// File name under `figures/`.
+    pub file: &'static str,
+    /// Heading.
+    pub title: &'static str,
+    /// The SVG document.
+    pub svg: String,
+    /// Caption (plain text).
+    pub caption: String,
+}
+
+fn figure(
     file: &'static str,
     title: &'static str,
-    text: String,
-}
-
-fn fig_err(file: &str) -> impl Fn(Box<dyn std::error::Error + Send + Sync>) -> Error + '_ {
-    move |e| Error::Analysis {
+    svg: plot::PlotResult<String>,
+    caption: String,
+) -> Result<Figure> {
+    let svg = svg.map_err(|e| Error::Analysis {
         what: "figure",
         reason: format!("{file}: {e}"),
+    })?;
+    Ok(Figure {
+        file,
+        title,
+        svg,
+        caption,
+    })
+}
+
+/// Draws one topic's figures.
+type Topic = fn(&Inputs<'_>) -> Result<Vec<Figure>>;
+
+/// Every figure, in the page's order.
+///
+/// # Errors
+/// [`Error::Analysis`] if plotters fails to draw one.
+pub(super) fn draw(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let topics: [Topic; 12] = [
+        training_curves,
+        activation_heatmaps,
+        replaced_pre_activation,
+        neuron_fit,
+        frequencies,
+        fitted_parameters,
+        phase_sum,
+        weight_embeddings,
+        activation_embeddings,
+        replacement,
+        construction,
+        waveforms,
+    ];
+    let mut figures = Vec::new();
+    for topic in topics {
+        figures.extend(topic(x)?);
     }
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1}%", 100.0 * x)
-}
-
-fn opt(x: Option<f64>, digits: usize) -> String {
-    x.map_or("n/a".into(), |v| format!("{v:.digits$}"))
+    Ok(figures)
 }
 
 /// A colour per neuron from its frequency: the 9 most common frequencies get palette colours,
@@ -88,7 +138,21 @@ fn tsne_panel(
         diagonal: false,
         range: None,
         legend,
+        whole: false,
     }
+}
+
+/// A colour per neuron from its k-means cluster.
+fn cluster_colors(clusters: &[usize]) -> Vec<RGBColor> {
+    clusters
+        .iter()
+        .map(|&i| PALETTE[i % PALETTE.len()])
+        .collect()
+}
+
+/// The neuron shown in detail: the first heatmap neuron (or neuron 0).
+fn first_heatmap_neuron(a: &Analysis) -> usize {
+    a.config.heatmap_neurons.first().copied().unwrap_or(0)
 }
 
 /// Neurons ordered by frequency (then index), and the matrix permuted to that order.
@@ -101,27 +165,11 @@ fn sorted_matrix(sim: &[Vec<f64>], freqs: &[usize]) -> Vec<f64> {
         .collect()
 }
 
-pub(super) fn render(
-    folder: &Path,
-    weights: &MlpWeights,
-    history: Option<&History>,
-    a: &Analysis,
-    sims: &[Vec<Vec<f64>>; 3],
-) -> Result<String> {
-    let (p, h) = (a.p, a.d_hidden);
-    let mut figures: Vec<Figure> = Vec::new();
-    let mut save = |file: &'static str,
-                    title: &'static str,
-                    svg: std::result::Result<String, Box<dyn std::error::Error + Send + Sync>>,
-                    text: String|
-     -> Result<()> {
-        let svg = svg.map_err(fig_err(file))?;
-        write_atomic(folder.join("figures").join(file), svg.as_bytes())?;
-        figures.push(Figure { file, title, text });
-        Ok(())
-    };
-
-    // Training curves.
+/// The loss and accuracy curves (none without a history).
+fn training_curves(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let history = x.history;
+    let a = x.a;
+    let mut figures = Vec::new();
     if let Some(history) = history.filter(|h| !h.epochs.is_empty()) {
         let e = &history.epochs;
         let xs = |f: fn(&crate::EpochMetrics) -> f64| -> Vec<(f64, f64)> {
@@ -131,11 +179,11 @@ pub(super) fn render(
         let losses = e
             .iter()
             .flat_map(|m| [m.train_loss, m.val_loss])
-            .filter(|v| *v > 0.0);
+            .filter(|v| v.is_finite() && *v > 0.0);
         let lo = losses.clone().fold(f64::INFINITY, f64::min).max(1e-12);
         let hi = losses.fold(0.0, f64::max).max(lo * 10.0);
         let last = e.last().expect("non-empty");
-        save(
+        figures.push(figure(
             "loss.svg",
             "Training and validation loss",
             plot::line_chart(
@@ -148,6 +196,8 @@ pub(super) fn render(
                     y_range: (lo / 1.5, hi * 1.5),
                     log_x: true,
                     log_y: true,
+                    whole_x: true,
+                    x_keys: None,
                 },
                 &[
                     Line { label: "train".into(), points: xs(|m| m.train_loss), color: PALETTE[0], markers: false, line: true },
@@ -159,8 +209,8 @@ pub(super) fn render(
                 "Loss per epoch, both axes logarithmic. After {} epochs: train {:.3e}, validation {:.3e}.",
                 e.len(), last.train_loss, last.val_loss
             ),
-        )?;
-        save(
+        )?);
+        figures.push(figure(
             "accuracy.svg",
             "Training and validation accuracy",
             plot::line_chart(
@@ -173,6 +223,8 @@ pub(super) fn render(
                     y_range: (0.0, 1.02),
                     log_x: true,
                     log_y: false,
+                    whole_x: true,
+                    x_keys: None,
                 },
                 &[
                     Line { label: "train".into(), points: xs(|m| m.train_acc), color: PALETTE[0], markers: false, line: true },
@@ -185,10 +237,17 @@ pub(super) fn render(
                 pct(last.train_acc), pct(last.val_acc),
                 a.grok_epoch.map_or("never".into(), |g| g.to_string())
             ),
-        )?;
+        )?);
     }
+    Ok(figures)
+}
 
-    // Activation heatmaps.
+/// Post-ReLU activations of the heatmap neurons over the (a, b) grid.
+fn activation_heatmaps(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let weights = x.weights;
+    let a = x.a;
+    let p = a.p;
+    let mut figures = Vec::new();
     let posts: Vec<Vec<f64>> = a
         .config
         .heatmap_neurons
@@ -223,7 +282,7 @@ pub(super) fn render(
             col_label: "b".into(),
         })
         .collect();
-    save(
+    figures.push(figure(
         "activations.svg",
         "Post-ReLU activations over the (a, b) grid",
         plot::heatmaps(380, &panels, &plot::sequential),
@@ -232,10 +291,17 @@ pub(super) fn render(
             a.config.heatmap_neurons,
             a.config.heatmap_neurons.iter().map(|&n| a.freqs[n]).collect::<Vec<_>>()
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // pre before and after replacing one neuron.
-    let n0 = a.config.heatmap_neurons.first().copied().unwrap_or(0);
+/// The first heatmap neuron's pre-activation, trained and with its cosines.
+fn replaced_pre_activation(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let weights = x.weights;
+    let a = x.a;
+    let p = a.p;
+    let mut figures = Vec::new();
+    let n0 = first_heatmap_neuron(a);
     let f0 = &a.fits[n0];
     let before = pre_grid(weights, n0);
     let after = grid(&f0.in_a.reconstruct(p), &f0.in_b.reconstruct(p));
@@ -253,7 +319,7 @@ pub(super) fn render(
     .sqrt();
     let bn: Vec<f64> = before.iter().map(|v| v / scale).collect();
     let an: Vec<f64> = after.iter().map(|v| v / scale).collect();
-    save(
+    figures.push(figure(
         "replaced_pre.svg",
         "One neuron's pre-activation, before and after replacement by its cosines",
         plot::heatmaps(
@@ -268,9 +334,18 @@ pub(super) fn render(
             "pre[a, b] of neuron {n0} (blue negative, red positive, common scale). Right: with fc1's a and b weights replaced by their fitted cosines (k = {}, R² {:.3} and {:.3}); relative L2 difference {:.3}.",
             f0.in_a.freq, f0.in_a.r2, f0.in_b.r2, rel_err
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // One neuron's weights with their fits.
+/// The first heatmap neuron's three weight vectors with their fitted cosines.
+fn neuron_fit(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let weights = x.weights;
+    let a = x.a;
+    let p = a.p;
+    let mut figures = Vec::new();
+    let n0 = first_heatmap_neuron(a);
+    let f0 = &a.fits[n0];
     let vectors = [
         ("input a", weights.input_a(n0), f0.in_a),
         ("input b", weights.input_b(n0), f0.in_b),
@@ -298,6 +373,8 @@ pub(super) fn render(
                 y_range: (lo - pad, hi + pad * 3.0),
                 log_x: false,
                 log_y: false,
+                whole_x: true,
+                x_keys: None,
             }
         })
         .collect();
@@ -339,7 +416,7 @@ pub(super) fn render(
         .zip(&lines)
         .map(|(ax, l)| (ax, &l[..], None))
         .collect();
-    save(
+    figures.push(figure(
         "neuron_fit.svg",
         "One neuron's weights and their cosines",
         plot::line_panels((520, 380), &panels),
@@ -348,9 +425,15 @@ pub(super) fn render(
             f0.in_a.freq, f0.in_b.freq, f0.out.freq, f0.in_a.phase, f0.in_b.phase, f0.out.phase,
             wrap_angle(f0.in_a.phase + f0.in_b.phase)
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Frequencies.
+/// Neurons per frequency.
+fn frequencies(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let a = x.a;
+    let (p, h) = (a.p, a.d_hidden);
+    let mut figures = Vec::new();
     let top: Vec<String> = {
         let mut v: Vec<(usize, usize)> = a
             .histogram
@@ -366,7 +449,7 @@ pub(super) fn render(
             .map(|(k, c)| format!("k = {k}: {c}"))
             .collect()
     };
-    save(
+    figures.push(figure(
         "frequencies.svg",
         "Neurons per frequency",
         plot::bars(
@@ -383,10 +466,16 @@ pub(super) fn render(
             p / 2,
             top.join(", ")
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Parameters a vs b.
-    let (fcol, flegend) = freq_colors(&a.freqs);
+/// Fitted parameters, input a against input b.
+fn fitted_parameters(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let a = x.a;
+    let p = a.p;
+    let mut figures = Vec::new();
+    let (fcol, _) = freq_colors(&a.freqs);
     let ab = |f: &dyn Fn(&crate::fourier::NeuronFit) -> (f64, f64)| -> Vec<(f64, f64, RGBColor)> {
         a.fits
             .iter()
@@ -405,24 +494,31 @@ pub(super) fn render(
         .fold(0.0, f64::max)
         * 1.05
         + 1e-9;
-    save(
+    figures.push(figure(
         "params_ab.svg",
         "Fitted parameters: input a against input b",
         plot::scatters(
             (420, 420),
             &[
-                Scatter { title: "frequency".into(), x_label: "k of input a".into(), y_label: "k of input b".into(), points: ab(&|f| (f.in_a.freq as f64, f.in_b.freq as f64)), diagonal: true, range: Some(((0.0, half), (0.0, half))), legend: vec![] },
-                Scatter { title: "scale".into(), x_label: "scale of input a".into(), y_label: "scale of input b".into(), points: ab(&|f| (f.in_a.scale, f.in_b.scale)), diagonal: true, range: Some(((0.0, smax), (0.0, smax))), legend: vec![] },
-                Scatter { title: "phase (rad)".into(), x_label: "phase of input a".into(), y_label: "phase of input b".into(), points: ab(&|f| (f.in_a.phase, f.in_b.phase)), diagonal: false, range: Some(((-PI, PI), (-PI, PI))), legend: vec![] },
+                Scatter { title: "frequency".into(), x_label: "k of input a".into(), y_label: "k of input b".into(), points: ab(&|f| (f.in_a.freq as f64, f.in_b.freq as f64)), diagonal: true, range: Some(((0.0, half), (0.0, half))), legend: vec![], whole: true },
+                Scatter { title: "scale".into(), x_label: "scale of input a".into(), y_label: "scale of input b".into(), points: ab(&|f| (f.in_a.scale, f.in_b.scale)), diagonal: true, range: Some(((0.0, smax), (0.0, smax))), legend: vec![], whole: false },
+                Scatter { title: "phase (rad)".into(), x_label: "phase of input a".into(), y_label: "phase of input b".into(), points: ab(&|f| (f.in_a.phase, f.in_b.phase)), diagonal: false, range: Some(((-PI, PI), (-PI, PI))), legend: vec![], whole: false },
             ],
         ),
         format!(
             "One point per neuron, coloured by frequency. Input a and b share their frequency in {} of neurons, all three fits (a, b, output) in {}; median scale ratio b/a {:.3}. Phases are unrelated between a and b (the network needs all of them).",
             pct(a.phases.ab_freq_agree), pct(a.phases.all_freq_agree), a.phases.median_scale_ratio
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Phase-sum law.
+/// The phase-sum law.
+fn phase_sum(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let a = x.a;
+    let h = a.d_hidden;
+    let (fcol, flegend) = freq_colors(&a.freqs);
+    let mut figures = Vec::new();
     let pts: Vec<(f64, f64, RGBColor)> = a
         .fits
         .iter()
@@ -432,29 +528,35 @@ pub(super) fn render(
         .map(|((f, &c), _)| (wrap_angle(f.in_a.phase + f.in_b.phase), f.out.phase, c))
         .collect();
     let agree = pts.len();
-    save(
+    figures.push(figure(
         "phase_sum.svg",
         "The phase-sum law",
         plot::scatters(
             (560, 520),
-            &[Scatter { title: "output phase against phase_a + phase_b".into(), x_label: "wrap(phase_a + phase_b) (rad)".into(), y_label: "output phase (rad)".into(), points: pts, diagonal: true, range: Some(((-PI, PI), (-PI, PI))), legend: flegend.clone() }],
+            &[Scatter { title: "output phase against phase_a + phase_b".into(), x_label: "wrap(phase_a + phase_b) (rad)".into(), y_label: "output phase (rad)".into(), points: pts, diagonal: true, range: Some(((-PI, PI), (-PI, PI))), legend: flegend.clone(), whole: false }],
         ),
         format!(
             "For the {agree} of {h} neurons whose three frequencies agree: the output cosine's phase against the sum of the input phases, wrapped to (-π, π] (the line is equality; points near the corners wrap around). Median |gap| {} rad.",
             opt(a.phases.median_gap, 3)
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // t-SNE and similarity of the weights.
-    let kcol =
-        |c: &[usize]| -> Vec<RGBColor> { c.iter().map(|&i| PALETTE[i % PALETTE.len()]).collect() };
-    save(
+/// t-SNE and cosine similarity of fc1 rows and fc2 columns.
+fn weight_embeddings(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let sims = x.sims;
+    let a = x.a;
+    let (p, h) = (a.p, a.d_hidden);
+    let (fcol, flegend) = freq_colors(&a.freqs);
+    let mut figures = Vec::new();
+    figures.push(figure(
         "tsne_weights.svg",
         "t-SNE of fc1's rows and fc2's columns",
         plot::scatters(
             (460, 460),
             &[
-                tsne_panel(format!("fc1 rows: {} k-means clusters", a.config.clusters), &a.fc1.tsne, &kcol(&a.fc1.clusters), vec![]),
+                tsne_panel(format!("fc1 rows: {} k-means clusters", a.config.clusters), &a.fc1.tsne, &cluster_colors(&a.fc1.clusters), vec![]),
                 tsne_panel("fc1 rows: FFT frequency".into(), &a.fc1.tsne, &fcol, flegend.clone()),
                 tsne_panel("fc2 columns: FFT frequency".into(), &a.fc2.tsne, &fcol, vec![]),
             ],
@@ -463,10 +565,10 @@ pub(super) fn render(
             "t-SNE (2-D, perplexity {}) of each neuron's fc1 row (2p = {} weights) and fc2 column (p = {}). Left: coloured by k-means cluster (k = {}); middle and right: by the neuron's FFT frequency. Clusters against frequencies: adjusted Rand index {:.3} for fc1, {:.3} for fc2 (1 = the same partition, 0 = chance). Neurons of one frequency differ in phase, so their raw weight vectors need not be close: a low ARI means k-means on weights does not recover the frequencies.",
             a.config.perplexity.min((h as f64 - 1.0) / 3.0), 2 * p, p, a.config.clusters, a.fc1.ari_vs_freq, a.fc2.ari_vs_freq
         ),
-    )?;
+    )?);
     let m1 = sorted_matrix(&sims[0], &a.freqs);
     let m2 = sorted_matrix(&sims[1], &a.freqs);
-    save(
+    figures.push(figure(
         "similarity_weights.svg",
         "Cosine similarity of fc1's rows and fc2's columns",
         plot::heatmaps(
@@ -482,16 +584,24 @@ pub(super) fn render(
             opt(a.fc1.mean_similarity_same_freq, 3), opt(a.fc1.mean_similarity_other_freq, 3),
             opt(a.fc2.mean_similarity_same_freq, 3), opt(a.fc2.mean_similarity_other_freq, 3)
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Activations.
-    save(
+/// t-SNE and cosine similarity of the neurons' activations.
+fn activation_embeddings(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let sims = x.sims;
+    let a = x.a;
+    let (p, h) = (a.p, a.d_hidden);
+    let (fcol, flegend) = freq_colors(&a.freqs);
+    let mut figures = Vec::new();
+    figures.push(figure(
         "tsne_activations.svg",
         "t-SNE of the neurons' post-ReLU activations",
         plot::scatters(
             (460, 460),
             &[
-                tsne_panel(format!("activations: {} k-means clusters", a.config.clusters), &a.activations.tsne, &kcol(&a.activations.clusters), vec![]),
+                tsne_panel(format!("activations: {} k-means clusters", a.config.clusters), &a.activations.tsne, &cluster_colors(&a.activations.clusters), vec![]),
                 tsne_panel("activations: FFT frequency".into(), &a.activations.tsne, &fcol, flegend.clone()),
             ],
         ),
@@ -499,9 +609,9 @@ pub(super) fn render(
             "Each neuron as its vector of post-ReLU activations over all p² = {} pairs (the notebook's reshape mixed neurons and pairs). k-means (k = {}) against FFT frequencies: adjusted Rand index {:.3}.",
             p * p, a.config.clusters, a.activations.ari_vs_freq
         ),
-    )?;
+    )?);
     let m3 = sorted_matrix(&sims[2], &a.freqs);
-    save(
+    figures.push(figure(
         "similarity_activations.svg",
         "Cosine similarity of the neurons' activations",
         plot::heatmaps(
@@ -513,9 +623,14 @@ pub(super) fn render(
             "As above, for activation vectors (non-negative, so similarities are >= 0). Mean within a frequency {} vs across {}.",
             opt(a.activations.mean_similarity_same_freq, 3), opt(a.activations.mean_similarity_other_freq, 3)
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Replacement sweep.
+/// Accuracy against the fraction of neurons replaced.
+fn replacement(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let a = x.a;
+    let mut figures = Vec::new();
     let s = &a.sweep;
     let curve = |v: &[f64]| -> Vec<(f64, f64)> {
         s.fractions.iter().copied().zip(v.iter().copied()).collect()
@@ -531,12 +646,12 @@ pub(super) fn render(
         color: PALETTE[0],
     };
     let mid = s.fractions.len() / 2;
-    save(
+    figures.push(figure(
         "replacement.svg",
         "Accuracy against the fraction of neurons replaced by cosines",
         plot::line_chart(
             (800, 440),
-            &Axes { title: "Full-grid accuracy, neurons replaced by their cosine fits".into(), x_label: "fraction of neurons replaced".into(), y_label: "accuracy".into(), x_range: (0.0, 1.0), y_range: (0.0, 1.02), log_x: false, log_y: false },
+            &Axes { title: "Full-grid accuracy, neurons replaced by their cosine fits".into(), x_label: "fraction of neurons replaced".into(), y_label: "accuracy".into(), x_range: (0.0, 1.0), y_range: (0.0, 1.02), ..Axes::default() },
             &[
                 Line { label: "random (mean)".into(), points: curve(&s.draw_mean), color: PALETTE[0], markers: true, line: true },
                 Line { label: "best fit first".into(), points: curve(&s.best_first), color: PALETTE[2], markers: false, line: true },
@@ -549,9 +664,15 @@ pub(super) fn render(
             s.draws.len(), 100.0 * s.fractions[mid], pct(s.draw_min[mid]), pct(s.draw_max[mid]), pct(s.best_first[mid]), pct(s.worst_first[mid]),
             pct(s.all_replaced), pct(s.all_replaced_val), pct(a.accuracy_full)
         ),
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Construction.
+/// The untrained construction.
+fn construction(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let a = x.a;
+    let p = a.p;
+    let mut figures = Vec::new();
     let c = &a.construction;
     let mean = c.mean();
     let mut lines: Vec<Line> = c
@@ -585,12 +706,12 @@ pub(super) fn render(
         line: true,
     });
     let at = |n: usize| c.sizes.iter().position(|&s| s == n).map(|j| pct(mean[j]));
-    save(
+    figures.push(figure(
         "construction.svg",
         "The untrained construction: accuracy against number of neurons",
         plot::line_chart(
             (800, 440),
-            &Axes { title: format!("Random cosine neurons, no training (p = {p})"), x_label: "neurons".into(), y_label: "accuracy".into(), x_range: (c.sizes[0] as f64 / 1.2, *c.sizes.last().expect("sizes") as f64 * 1.2), y_range: (0.0, 1.02), log_x: true, log_y: false },
+            &Axes { title: format!("Random cosine neurons, no training (p = {p})"), x_label: "neurons".into(), y_label: "accuracy".into(), x_range: (c.sizes[0] as f64 / 1.2, *c.sizes.last().expect("sizes") as f64 * 1.2), y_range: (0.0, 1.02), log_x: true, whole_x: true, x_keys: Some(c.sizes.iter().map(|&n| n as f64).collect()), ..Axes::default() },
             &lines,
             None,
         ),
@@ -603,9 +724,14 @@ pub(super) fn render(
             (Some(x), Some(y)) => format!(" The post reports above 95% at 256 and 100% at 512 for p = 113; here {x} and {y}."),
             _ => String::new(),
         },
-    )?;
+    )?);
+    Ok(figures)
+}
 
-    // Waveforms.
+/// Cosine, square wave or rectified cosine.
+fn waveforms(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let a = x.a;
+    let mut figures = Vec::new();
     let wi = &a.waveform_inputs;
     let wo = &a.waveform_outputs;
     let mut sq = Vec::new();
@@ -621,14 +747,14 @@ pub(super) fn render(
         ("input weights".to_string(), PALETTE[0]),
         ("output weights".to_string(), PALETTE[1]),
     ];
-    save(
+    figures.push(figure(
         "waveforms.svg",
         "Cosine, square wave or rectified cosine?",
         plot::scatters(
             (460, 460),
             &[
-                Scatter { title: "square wave vs cosine".into(), x_label: "R² of cosine".into(), y_label: "R² of square wave".into(), points: sq, diagonal: true, range: Some(((0.0, 1.0), (0.0, 1.0))), legend: legend.clone() },
-                Scatter { title: "rectified cosine vs cosine".into(), x_label: "R² of cosine".into(), y_label: "R² of rectified cosine".into(), points: rc, diagonal: true, range: Some(((0.0, 1.0), (0.0, 1.0))), legend },
+                Scatter { title: "square wave vs cosine".into(), x_label: "R² of cosine".into(), y_label: "R² of square wave".into(), points: sq, diagonal: true, range: Some(((0.0, 1.0), (0.0, 1.0))), legend: legend.clone(), whole: false },
+                Scatter { title: "rectified cosine vs cosine".into(), x_label: "R² of cosine".into(), y_label: "R² of rectified cosine".into(), points: rc, diagonal: true, range: Some(((0.0, 1.0), (0.0, 1.0))), legend, whole: false },
             ],
         ),
         format!(
@@ -636,86 +762,8 @@ pub(super) fn render(
             wi.vectors, wi.mean_cosine_r2, wi.mean_square_r2, wi.mean_rectified_r2, wi.cosine_best, wi.square_best, wi.rectified_best,
             wo.vectors, wo.mean_cosine_r2, wo.mean_square_r2, wo.mean_rectified_r2, wo.cosine_best, wo.square_best, wo.rectified_best
         ),
-    )?;
-
-    Ok(page(a, &figures))
+    )?);
+    Ok(figures)
 }
 
 const BLACK_RGB: RGBColor = RGBColor(0, 0, 0);
-
-fn page(a: &Analysis, figures: &[Figure]) -> String {
-    let mut html = String::new();
-    let _ = write!(
-        html,
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>grokking report: p = {p}, {h} neurons</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1500px; margin: 1.5em auto; padding: 0 1em; color: #222; line-height: 1.45; }}
-h1 {{ font-size: 1.6em; }}
-h2 {{ font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }}
-figure {{ margin: 0.5em 0; }}
-figure img {{ max-width: 100%; height: auto; border: 1px solid #eee; }}
-figcaption {{ max-width: 60em; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}
-nav a {{ margin-right: 1em; }}
-</style>
-</head>
-<body>
-<h1>Modular addition MLP: p = {p}, {h} hidden neurons</h1>
-<table>
-<tr><th>accuracy, all p² pairs</th><td>{acc}</td></tr>
-<tr><th>accuracy, validation</th><td>{val}</td></tr>
-<tr><th>grok epoch (validation accuracy &ge; 99%)</th><td>{grok}</td></tr>
-<tr><th>distinct frequencies</th><td>{distinct}</td></tr>
-<tr><th>neurons whose 3 frequencies agree</th><td>{agree}</td></tr>
-<tr><th>phase-sum law, median |gap|</th><td>{gap} rad</td></tr>
-<tr><th>all neurons replaced by cosines</th><td>{repl}</td></tr>
-<tr><th>k-means vs frequency (ARI): fc1 / fc2 / activations</th><td>{ari1:.3} / {ari2:.3} / {ari3:.3}</td></tr>
-</table>
-<p>Every number is also in <code>analysis.json</code>. Figures are SVG files in <code>figures/</code>.</p>
-<nav>"#,
-        p = a.p,
-        h = a.d_hidden,
-        acc = pct(a.accuracy_full),
-        val = pct(a.accuracy_val),
-        grok = a.grok_epoch.map_or_else(
-            || match a.trained_epochs {
-                Some(n) => format!("not reached in {n} epochs"),
-                None => "no training history given".into(),
-            },
-            |g| g.to_string(),
-        ),
-        distinct = a.histogram.distinct,
-        agree = pct(a.phases.all_freq_agree),
-        gap = opt(a.phases.median_gap, 3),
-        repl = pct(a.sweep.all_replaced),
-        ari1 = a.fc1.ari_vs_freq,
-        ari2 = a.fc2.ari_vs_freq,
-        ari3 = a.activations.ari_vs_freq,
-    );
-    for f in figures {
-        let _ = write!(
-            html,
-            "<a href=\"#{}\">{}</a> ",
-            f.file.trim_end_matches(".svg"),
-            f.title
-        );
-    }
-    html.push_str("</nav>\n");
-    for f in figures {
-        let _ = write!(
-            html,
-            "<h2 id=\"{id}\">{title}</h2>\n<figure><img src=\"figures/{file}\" alt=\"{title}\">\n<figcaption>{text}</figcaption></figure>\n",
-            id = f.file.trim_end_matches(".svg"),
-            title = f.title,
-            file = f.file,
-            text = f.text,
-        );
-    }
-    html.push_str("</body>\n</html>\n");
-    html
-}

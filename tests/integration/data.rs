@@ -1,7 +1,7 @@
 //! The modular data set: pairs, labels, the seeded split and its errors.
 #![cfg(feature = "flex")]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

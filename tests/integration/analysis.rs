@@ -1,6 +1,6 @@
 //! Each analysis on inputs with a known answer, and the notebook-trained fixture's phase-sum law.
 
-mod common;
+use crate::common;
 
 use std::f64::consts::PI;
 

@@ -1,7 +1,7 @@
 //! The report on a small network: every figure it references exists and is an SVG, and
 //! analysis.json holds the numbers.
 
-mod common;
+use crate::common;
 
 use grokking::{
     report::{analyze, write_report, ReportConfig},
@@ -89,7 +89,7 @@ fn report_refuses_mismatched_inputs() {
 }
 
 /// The report's numbers on the notebook-trained fixture (p = 113, 100 neurons). Slow in debug
-/// builds (about a minute); run with `cargo test --release --test report -- --ignored --nocapture`.
+/// builds (about a minute); run with `cargo test --release --test integration report::fixture_report_numbers -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn fixture_report_numbers() {
