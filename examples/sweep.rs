@@ -81,6 +81,11 @@ struct Args {
     /// Join the sweep folders given here (shards of one sweep) into `--out` instead of training.
     #[arg(long, num_args = 1..)]
     merge: Vec<PathBuf>,
+    /// Keep every model's final weights: `models/NNNNNN.safetensors` in the folder, NNNNNN the
+    /// model's `index` in sweep.csv (`analyze --checkpoint` reads them). A merge copies the
+    /// shards' models into the merged folder.
+    #[arg(long)]
+    save_models: bool,
     /// Folder for sweep.csv, sweep.json and the figures.
     #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
@@ -110,6 +115,20 @@ fn dispatch(args: &Args) -> anyhow::Result<()> {
             .map(|dir| sweep::read_sweep(&dir.join("sweep.json")))
             .collect::<Result<Vec<_>, _>>()?;
         let merged = sweep::merge_sweeps(&parts)?;
+        sweep::prepare_folder(&args.out)?;
+        for (dir, part) in args.merge.iter().zip(&parts) {
+            for result in &part.results {
+                let (from, to) = (
+                    sweep::model_file(dir, result.index),
+                    sweep::model_file(&args.out, result.index),
+                );
+                if from.exists() {
+                    std::fs::create_dir_all(to.parent().expect("models/"))?;
+                    std::fs::copy(&from, &to)
+                        .with_context(|| format!("copying {}", from.display()))?;
+                }
+            }
+        }
         sweep::write_sweep(&args.out, &merged)?;
         println!(
             "merged {} models from {} folders into {}",
@@ -190,10 +209,15 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         )
         .expect("valid template"),
     );
-    let (results, seconds) =
-        sweep::train_points::<B>(&points, mode, args.max_batch as usize, device, |n| {
-            bar.inc(n as u64)
-        })?;
+    let trained = sweep::train_points::<B>(
+        &points,
+        mode,
+        args.max_batch as usize,
+        args.save_models,
+        device,
+        |n| bar.inc(n as u64),
+    )?;
+    let (results, seconds) = (trained.results, trained.seconds);
     bar.finish();
     let grokked = results.iter().filter(|r| r.grok_epoch.is_some()).count();
     let file = SweepFile {
@@ -205,6 +229,9 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         train_seconds: seconds,
         results,
     };
+    if args.save_models {
+        sweep::write_models(&args.out, &file.results, &trained.models)?;
+    }
     sweep::write_sweep(&args.out, &file)?;
     println!(
         "{} models ({mode:?}, shard {shard}) on {} in {seconds:.1} s; {grokked} reached val_acc >= 0.99",

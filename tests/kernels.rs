@@ -138,16 +138,19 @@ fn a_four_seed_sweep_on_wgpu_gives_the_models_flex_gives() {
     }
     .points()
     .unwrap();
-    let (gpu, _) =
-        sweep::train_points::<Gpu>(&points, SweepMode::Batched, 8, &device(), |_| {}).unwrap();
-    let (cpu, _) = sweep::train_points::<CpuAutodiff>(
+    let gpu = sweep::train_points::<Gpu>(&points, SweepMode::Batched, 8, false, &device(), |_| {})
+        .unwrap()
+        .results;
+    let cpu = sweep::train_points::<CpuAutodiff>(
         &points,
         SweepMode::Batched,
         8,
+        false,
         &Default::default(),
         |_| {},
     )
-    .unwrap();
+    .unwrap()
+    .results;
     for (g, c) in gpu.iter().zip(&cpu) {
         assert_eq!(
             (g.seed, g.grok_epoch),

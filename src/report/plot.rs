@@ -557,7 +557,7 @@ mod tests {
     }
 
     #[test]
-    fn a_heatmap_is_one_pixel_per_cell_in_the_svg() {
+    fn a_heatmap_is_one_image_in_the_svg() {
         let values: Vec<f64> = (0..12).map(|i| i as f64 / 11.0).collect();
         let map = Heatmap {
             title: "t".into(),
@@ -570,18 +570,8 @@ mod tests {
         let svg = heatmaps(200, &[map], &sequential).unwrap();
         assert_eq!(svg.matches("<image ").count(), 1);
         assert!(svg.trim_end().ends_with("</svg>"));
-        let uri = svg.split("href=\"data:image/png;base64,").nth(1).unwrap();
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(&uri[..uri.find('"').unwrap()])
-            .unwrap();
-        let mut reader = png::Decoder::new(std::io::Cursor::new(png))
-            .read_info()
-            .unwrap();
-        let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
-        let info = reader.next_frame(&mut pixels).unwrap();
-        assert_eq!((info.width, info.height), (4, 3));
-        // Row 1, column 2 is cell 6.
-        let c = sequential(6.0 / 11.0);
-        assert_eq!(&pixels[(4 + 2) * 3..(4 + 2) * 3 + 3], &[c.0, c.1, c.2]);
+        // The pixels themselves: tests/integration/report.rs decodes them against the data.
+        assert!(svg.contains("href=\"data:image/png;base64,"));
+        assert!(svg.matches("<rect").count() < 12, "cells drawn as rectangles");
     }
 }

@@ -7,8 +7,33 @@ use serde::{Deserialize, Serialize};
 use super::{Grid, ModelResult, Shard, SweepMode};
 use crate::{
     error::{Error, Result},
-    io::{write_atomic, write_json},
+    io::{safetensors, write_atomic, write_json},
+    model::MlpWeights,
 };
+
+/// Where a sweep folder keeps the final weights of model `index` (`sweep --save-models`):
+/// `models/{index:06}.safetensors`, PyTorch's keys, readable by `analyze --checkpoint` and
+/// `io::load_weights`. `index` is the model's row in `sweep.csv`.
+pub fn model_file(dir: &Path, index: usize) -> std::path::PathBuf {
+    dir.join("models").join(format!("{index:06}.safetensors"))
+}
+
+/// Writes each model's weights to [`model_file`] (atomically), `results[i]` naming `models[i]`.
+///
+/// # Errors
+/// [`Error::Io`] if a file cannot be written.
+///
+/// # Panics
+/// If the two lists differ in length.
+pub fn write_models(dir: &Path, results: &[ModelResult], models: &[MlpWeights]) -> Result<()> {
+    assert_eq!(results.len(), models.len(), "one model per result");
+    let folder = dir.join("models");
+    std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+    for (result, weights) in results.iter().zip(models) {
+        safetensors::write_weights(model_file(dir, result.index), weights)?;
+    }
+    Ok(())
+}
 
 /// The content of `sweep.json`: what ran, where, how long, and every model's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -25,11 +25,14 @@ use std::{collections::HashMap, str::FromStr, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use files::{merge_sweeps, prepare_folder, read_sweep, write_sweep, SweepFile};
+pub use files::{
+    merge_sweeps, model_file, prepare_folder, read_sweep, write_models, write_sweep, SweepFile,
+};
 pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 
 use crate::{
     error::{Error, Result},
+    model::MlpWeights,
     train::{
         shape_key, Control, Engine, Ensemble, EpochMetrics, History, TrainBackend, Trainer,
         TrainingConfig,
@@ -305,9 +308,10 @@ pub fn batches(points: &[GridPoint], max_batch: usize) -> Vec<Vec<GridPoint>> {
 /// cores with the cores left over shared among them, progress reported from this thread.
 fn train_fused_in_parallel<B: TrainBackend>(
     batch: &[GridPoint],
+    keep_models: bool,
     device: &B::Device,
     on_epoch: &mut impl FnMut(usize),
-) -> Result<Vec<ModelResult>> {
+) -> Result<Vec<(ModelResult, Option<MlpWeights>)>> {
     let cores = crate::step::host_threads(0);
     let threads = cores.min(batch.len()).max(1);
     let per_model = Some((cores / threads).max(1));
@@ -316,7 +320,7 @@ fn train_fused_in_parallel<B: TrainBackend>(
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let sender = sender.clone();
-                scope.spawn(move || -> Result<Vec<ModelResult>> {
+                scope.spawn(move || -> Result<Vec<(ModelResult, Option<MlpWeights>)>> {
                     let mut done = Vec::new();
                     for point in batch.iter().skip(t).step_by(threads) {
                         let config = point.config.clone().with_threads(per_model);
@@ -326,7 +330,8 @@ fn train_fused_in_parallel<B: TrainBackend>(
                             let _ = sender.send(1);
                             Control::Continue
                         });
-                        done.push(ModelResult::new(point, &trained.history));
+                        let weights = keep_models.then(|| trained.model.weights());
+                        done.push((ModelResult::new(point, &trained.history), weights));
                     }
                     Ok(done)
                 })
@@ -344,37 +349,80 @@ fn train_fused_in_parallel<B: TrainBackend>(
     Ok(per_thread.into_iter().flatten().collect())
 }
 
-/// Trains `points` on `device` and returns one result per point, in grid order, and the seconds
-/// spent. `on_epoch(models_epochs_done)` is called after every epoch of every batch (for a
-/// progress bar over the whole grid: the total is the sum of the points' epochs).
+/// What [`train_points`] returns.
+#[derive(Debug, Clone)]
+pub struct TrainedPoints {
+    /// One result per point, in grid order.
+    pub results: Vec<ModelResult>,
+    /// Each point's final weights, in the same order, when asked for (`keep_models`); else empty.
+    pub models: Vec<MlpWeights>,
+    /// Seconds spent training.
+    pub seconds: f64,
+}
+
+/// Trains `points` on `device` and returns one result per point, in grid order, the models'
+/// final weights if `keep_models`, and the seconds spent. `on_epoch(models_epochs_done)` is
+/// called after every epoch of every batch (for a progress bar over the whole grid: the total is
+/// the sum of the points' epochs).
 ///
 /// # Errors
-/// An invalid configuration.
+/// An invalid configuration; [`Error::InsufficientMemory`] if a batch's models, held at once,
+/// need more memory than the machine has (checked for every batch before training starts).
 pub fn train_points<B: TrainBackend>(
     points: &[GridPoint],
     mode: SweepMode,
     max_batch: usize,
+    keep_models: bool,
     device: &B::Device,
     mut on_epoch: impl FnMut(usize),
-) -> Result<(Vec<ModelResult>, f64)> {
+) -> Result<TrainedPoints> {
     let start = Instant::now();
     let mut results = Vec::with_capacity(points.len());
     match mode {
         SweepMode::Batched => {
-            for batch in batches(points, max_batch) {
-                if batch
+            let all = batches(points, max_batch);
+            let on_host = |batch: &[GridPoint]| {
+                batch
                     .iter()
                     .all(|p| p.config.engine.resolve() == Engine::Fused)
                     && crate::train::is_cpu_backend::<B>()
-                {
-                    results.extend(train_fused_in_parallel::<B>(&batch, device, &mut on_epoch)?);
+            };
+            // Each model was checked alone; a batch holds several at once (all of an ensemble,
+            // or one per core on the host), checked before any of them is trained.
+            for batch in &all {
+                let held = if on_host(batch) {
+                    crate::step::host_threads(0).min(batch.len())
+                } else {
+                    batch.len()
+                };
+                let each = batch.iter().map(|p| p.config.memory_estimate()).max();
+                crate::memory::check(
+                    &format!("training {held} models at once (--max-batch)"),
+                    each.unwrap_or(0).saturating_mul(held as u64),
+                )?;
+            }
+            for batch in all {
+                if on_host(&batch) {
+                    results.extend(train_fused_in_parallel::<B>(
+                        &batch,
+                        keep_models,
+                        device,
+                        &mut on_epoch,
+                    )?);
                     continue;
                 }
                 let configs: Vec<TrainingConfig> = batch.iter().map(|p| p.config.clone()).collect();
                 let mut ensemble = Ensemble::<B>::new(&configs, device)?;
                 ensemble.run(|metrics| on_epoch(metrics.len()));
-                for (point, history) in batch.iter().zip(ensemble.histories()) {
-                    results.push(ModelResult::new(point, history));
+                let mut weights = if keep_models {
+                    ensemble.weights().into_iter().map(Some).collect()
+                } else {
+                    vec![None; batch.len()]
+                };
+                for ((point, history), w) in
+                    batch.iter().zip(ensemble.histories()).zip(&mut weights)
+                {
+                    results.push((ModelResult::new(point, history), w.take()));
                 }
             }
         }
@@ -385,10 +433,17 @@ pub fn train_points<B: TrainBackend>(
                     on_epoch(1);
                     Control::Continue
                 });
-                results.push(ModelResult::new(point, &trained.history));
+                let weights = keep_models.then(|| trained.model.weights());
+                results.push((ModelResult::new(point, &trained.history), weights));
             }
         }
     }
-    results.sort_by_key(|r| r.index);
-    Ok((results, start.elapsed().as_secs_f64()))
+    results.sort_by_key(|(r, _)| r.index);
+    let (results, models): (Vec<ModelResult>, Vec<Option<MlpWeights>>) =
+        results.into_iter().unzip();
+    Ok(TrainedPoints {
+        results,
+        models: models.into_iter().flatten().collect(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }

@@ -448,7 +448,10 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
     };
     let whole = run(&[], "whole");
     let parts: Vec<_> = (0..2)
-        .map(|i| run(&["--shard", &format!("{i}/2")], &format!("part{i}")))
+        .map(|i| {
+            let shard = format!("{i}/2");
+            run(&["--shard", &shard, "--save-models"], &format!("part{i}"))
+        })
         .collect();
     let merged = sweep_cli()
         .arg("--merge")
@@ -476,6 +479,32 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
     assert!(json["train_seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(json["backend"], "flex");
     assert!(whole.join("phase_diagram.svg").exists());
+
+    // --save-models: each shard keeps its models, the merge gathers all six, and `analyze`
+    // opens any of them (here model 4: hidden 24, seed 2).
+    let models = dir.path().join("merged").join("models");
+    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 6);
+    assert!(!whole.join("models").exists());
+    let analysed = analyze()
+        .arg("--checkpoint")
+        .arg(models.join("000004.safetensors"))
+        .arg("--out")
+        .arg(dir.path().join("cell"))
+        .output()
+        .unwrap();
+    assert!(
+        analysed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analysed.stderr)
+    );
+    let summary: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("cell").join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (summary["p"].as_u64(), summary["hidden"].as_u64()),
+        (Some(13), Some(24))
+    );
 
     // A bad shard is one line and no output.
     let bad = sweep_cli()

@@ -1,11 +1,13 @@
-//! The report on a small network: every figure it references exists and is an SVG, and
-//! analysis.json holds the numbers.
+//! The report on a small network: every figure it references exists and is an SVG,
+//! analysis.json holds the numbers, and the figures and the page show those numbers.
 
 use crate::common;
 
+use base64::Engine as _;
 use grokking::{
-    report::{analyze, write_report, ReportConfig},
-    EpochMetrics, History, MlpConfig, ModularDataset,
+    analysis::activations::pre_grid,
+    report::{analyze, plot, write_report, Analysis, ReportConfig},
+    EpochMetrics, History, MlpConfig, MlpWeights, ModularDataset,
 };
 
 fn small_config() -> ReportConfig {
@@ -69,6 +71,110 @@ fn report_writes_figures_page_and_numbers() {
     let again = analyze(&weights, &data, Some(&history), &small_config()).unwrap();
     assert_eq!(again.fc1, analysis.fc1);
     assert_eq!(again.activations.clusters, analysis.activations.clusters);
+    figures_show_the_numbers(dir.path(), &weights, &analysis, &html);
+}
+
+/// The text of every `<text>` element of an SVG, trimmed.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .map(|t| {
+            let body = &t[t.find('>').unwrap() + 1..];
+            body[..body.find("</text>").unwrap()].trim().to_string()
+        })
+        .collect()
+}
+
+/// The `(height, x)` of each filled `<rect>` of colour `fill`.
+fn bars(svg: &str, fill: &str) -> Vec<(f64, f64)> {
+    let attr = |rect: &str, name: &str| -> f64 {
+        let at = rect.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        rect[at..at + rect[at..].find('"').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    svg.split("<rect")
+        .skip(1)
+        .map(|r| &r[..r.find("/>").unwrap()])
+        .filter(|r| r.contains(&format!("fill=\"{fill}\"")))
+        .map(|r| (attr(r, "height"), attr(r, "x")))
+        .collect()
+}
+
+fn figures_show_the_numbers(dir: &std::path::Path, weights: &MlpWeights, a: &Analysis, html: &str) {
+    let read = |name: &str| std::fs::read_to_string(dir.join("figures").join(name)).unwrap();
+    // Neurons per frequency: one bar per used frequency, heights in proportion to the counts.
+    let counts: Vec<usize> = a
+        .histogram
+        .counts
+        .iter()
+        .copied()
+        .filter(|&c| c > 0)
+        .collect();
+    let blue = format!(
+        "#{:02X}{:02X}{:02X}",
+        plot::PALETTE[0].0,
+        plot::PALETTE[0].1,
+        plot::PALETTE[0].2
+    );
+    let mut drawn = bars(&read("frequencies.svg"), &blue);
+    drawn.sort_by(|x, y| x.1.total_cmp(&y.1));
+    assert_eq!(drawn.len(), counts.len());
+    let unit = drawn[0].0 / counts[0] as f64;
+    for ((height, _), count) in drawn.iter().zip(&counts) {
+        assert!(
+            (height / unit - *count as f64).abs() < 0.05 * *count as f64 + 0.6,
+            "{height} for {count}"
+        );
+    }
+    // Activation heatmaps: one pixel per (a, b), coloured by the neuron's scaled activation.
+    let svg = read("activations.svg");
+    let uri = svg.split("href=\"data:image/png;base64,").nth(1).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(&uri[..uri.find('"').unwrap()])
+        .unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut pixels).unwrap();
+    let n = a.config.heatmap_neurons[0];
+    let post: Vec<f64> = pre_grid(weights, n).iter().map(|v| v.max(0.0)).collect();
+    let top = post.iter().copied().fold(0.0, f64::max);
+    for (cell, value) in post.iter().enumerate() {
+        let c = plot::sequential(if top > 0.0 { value / top } else { 0.0 });
+        assert_eq!(
+            &pixels[3 * cell..3 * cell + 3],
+            &[c.0, c.1, c.2],
+            "cell {cell}"
+        );
+    }
+    // Axis labels: whole numbers without decimals, never repeated along an axis; the
+    // construction's logarithmic axis labels each size.
+    for name in [
+        "frequencies.svg",
+        "construction.svg",
+        "loss.svg",
+        "accuracy.svg",
+    ] {
+        let texts = svg_texts(&read(name));
+        assert!(
+            !texts.iter().any(|t| t.ends_with(".0")),
+            "{name}: {texts:?}"
+        );
+    }
+    let construction = svg_texts(&read("construction.svg"));
+    for size in &a.construction.sizes {
+        assert!(construction.contains(&size.to_string()), "{construction:?}");
+    }
+    // The page: the summary's numbers, and captions escaped as HTML.
+    assert!(html.contains(&format!("<td>{:.1}%</td>", 100.0 * a.accuracy_full)));
+    assert!(html.contains(&format!("<td>{}</td>", a.histogram.distinct)));
+    assert!(
+        html.contains("similarities are &gt;= 0"),
+        "captions are not escaped"
+    );
+    assert!(!html.contains("similarities are >= 0"));
 }
 
 #[test]

@@ -144,9 +144,17 @@ fn merging_shards_equals_the_unsharded_sweep() {
     let points = grid.points().unwrap();
     let file = |shard: Shard| {
         let mine = shard.select(&points);
-        let (results, seconds) =
-            sweep::train_points::<CpuAutodiff>(&mine, SweepMode::Batched, 8, &device, |_| {})
-                .unwrap();
+        let sweep::TrainedPoints {
+            results, seconds, ..
+        } = sweep::train_points::<CpuAutodiff>(
+            &mine,
+            SweepMode::Batched,
+            8,
+            false,
+            &device,
+            |_| {},
+        )
+        .unwrap();
         SweepFile {
             grid: grid.clone(),
             shards: vec![shard],
@@ -198,12 +206,20 @@ fn merging_shards_equals_the_unsharded_sweep() {
 fn sequential_and_batched_sweeps_agree() {
     let device = Default::default();
     let points = Shard { index: 0, count: 4 }.select(&grid().points().unwrap());
-    let (batched, _) =
-        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Batched, 8, &device, |_| {})
-            .unwrap();
-    let (sequential, _) =
-        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Sequential, 8, &device, |_| {})
-            .unwrap();
+    let batched =
+        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Batched, 8, false, &device, |_| {})
+            .unwrap()
+            .results;
+    let sequential = sweep::train_points::<CpuAutodiff>(
+        &points,
+        SweepMode::Sequential,
+        8,
+        false,
+        &device,
+        |_| {},
+    )
+    .unwrap()
+    .results;
     assert_eq!(batched.len(), sequential.len());
     for (b, s) in batched.iter().zip(&sequential) {
         assert_eq!((b.index, b.seed, b.hidden), (s.index, s.seed, s.hidden));
@@ -223,15 +239,29 @@ fn on_cpu_backends_a_batch_runs_fused_engines_in_parallel_with_the_same_results(
     .points()
     .unwrap();
     let mut epochs = 0;
-    let (batched, _) =
-        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Batched, 8, &device, |n| {
+    let batched =
+        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Batched, 8, true, &device, |n| {
             epochs += n
         })
         .unwrap();
     assert_eq!(epochs, 3 * 4, "progress counts every model-epoch");
-    let (sequential, _) =
-        sweep::train_points::<CpuAutodiff>(&points, SweepMode::Sequential, 8, &device, |_| {})
-            .unwrap();
-    // The host step is bit-reproducible, threads or not.
-    assert_eq!(untimed(&batched), untimed(&sequential));
+    let sequential = sweep::train_points::<CpuAutodiff>(
+        &points,
+        SweepMode::Sequential,
+        8,
+        true,
+        &device,
+        |_| {},
+    )
+    .unwrap();
+    // The host step is bit-reproducible, threads or not; the kept models are the models.
+    assert_eq!(untimed(&batched.results), untimed(&sequential.results));
+    assert_eq!(batched.models.len(), 3);
+    assert_eq!(batched.models, sequential.models);
+    let alone = Trainer::<CpuAutodiff>::new(&points[1].config, &device)
+        .unwrap()
+        .run(|_: &grokking::EpochMetrics| grokking::train::Control::Continue)
+        .model
+        .weights();
+    assert_eq!(batched.models[1], alone);
 }
