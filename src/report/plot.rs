@@ -316,7 +316,7 @@ fn png_uri(map: &Heatmap<'_>, color: &dyn Fn(f64) -> RGBColor) -> PlotResult<Str
 }
 
 /// Heatmap panels side by side, each value mapped to a colour by `color`. The cells are one
-/// raster image per panel (see [`png_uri`]), so a p² grid costs kilobytes, not megabytes.
+/// raster image per panel (a PNG, one pixel per cell), so a p² grid costs kilobytes, not megabytes.
 pub fn heatmaps(
     panel: u32,
     panels: &[Heatmap<'_>],
@@ -572,6 +572,9 @@ mod tests {
         assert!(svg.trim_end().ends_with("</svg>"));
         // The pixels themselves: tests/integration/report.rs decodes them against the data.
         assert!(svg.contains("href=\"data:image/png;base64,"));
-        assert!(svg.matches("<rect").count() < 12, "cells drawn as rectangles");
+        assert!(
+            svg.matches("<rect").count() < 12,
+            "cells drawn as rectangles"
+        );
     }
 }
