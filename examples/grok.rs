@@ -134,6 +134,8 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             config.validate()?;
             check_report_memory(args, &config)?;
             let folder = RunFolder::create(&args.out, args.force)?;
+            // --force: the old run's files go, so none is left beside the new run's.
+            folder.clear()?;
             folder.write_config(&config)?;
             (folder, Trainer::<B>::new(&config, device)?)
         }

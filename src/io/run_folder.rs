@@ -87,8 +87,8 @@ pub struct RunFolder {
 
 impl RunFolder {
     /// The files a run or an analysis writes, `summary.json` (the mark of a finished run) first:
-    /// what `--force` removes before a new run starts, so no file of the old run is left beside
-    /// the new one.
+    /// what [`RunFolder::clear`] removes before a new run starts, so no file of the old run is
+    /// left beside the new one.
     pub const RUN_FILES: [&'static str; 9] = [
         "summary.json",
         super::checkpoint::FILE_NAME,
@@ -101,13 +101,14 @@ impl RunFolder {
         "report.html",
     ];
 
-    /// Creates the folder at `path` for a new run. A folder that already holds a run (finished:
-    /// `summary.json`; started: `config.json` or a checkpoint) is refused unless `force` is set;
-    /// with `force`, that run's files ([`RunFolder::RUN_FILES`] and `figures/`) are removed first.
+    /// Creates the folder at `path` for a new run or analysis. A folder that already holds a run
+    /// (finished: `summary.json`; started: `config.json` or a checkpoint) is refused unless
+    /// `force` is set. Nothing is removed here: a new training run clears the old one's files
+    /// with [`RunFolder::clear`].
     ///
     /// # Errors
-    /// [`Error::Io`] if the folder cannot be created or is a file, or an old file cannot be
-    /// removed; [`Error::InvalidConfig`] if it holds a run and `force` is false.
+    /// [`Error::Io`] if the folder cannot be created or is a file; [`Error::InvalidConfig`] if
+    /// it holds a run and `force` is false.
     pub fn create(path: impl AsRef<Path>, force: bool) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let holds_run = Self::RUN_FILES[..3].iter().any(|f| path.join(f).exists());
@@ -120,22 +121,29 @@ impl RunFolder {
             });
         }
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        if force {
-            for name in Self::RUN_FILES {
-                let file = path.join(name);
-                match std::fs::remove_file(&file) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(Error::io(&file, e))
-                    }
-                    _ => {}
+        Ok(Self { path })
+    }
+
+    /// Removes an earlier run's files ([`RunFolder::RUN_FILES`], `summary.json` first, and
+    /// `figures/`), so that none is left beside the new run's (`grok --force`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if one cannot be removed.
+    pub fn clear(&self) -> Result<()> {
+        for name in Self::RUN_FILES {
+            let file = self.file(name);
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&file, e))
                 }
-            }
-            let figures = path.join("figures");
-            if figures.is_dir() {
-                std::fs::remove_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
+                _ => {}
             }
         }
-        Ok(Self { path })
+        let figures = self.file("figures");
+        if figures.is_dir() {
+            std::fs::remove_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
+        }
+        Ok(())
     }
 
     /// The folder of an unfinished run, to go on writing into (`grok --resume`).

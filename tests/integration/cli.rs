@@ -232,6 +232,27 @@ fn a_small_run_writes_every_file() {
     assert!(!run.join("report.html").exists() && !run.join("figures").exists());
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2);
+    // Analysing the run's model into its own folder (--force) replaces only what analyze writes.
+    let analysed = analyze()
+        .arg("--checkpoint")
+        .arg(run.join("model.safetensors"))
+        .args(["--force", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        analysed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&analysed.stderr)
+    );
+    for kept in [
+        "model.safetensors",
+        "model.mpk",
+        "metrics.csv",
+        "config.json",
+    ] {
+        assert!(run.join(kept).exists(), "analyze --force removed {kept}");
+    }
 }
 
 fn analyze() -> Command {
