@@ -12,6 +12,15 @@ fn grok() -> Command {
     common::example("grok")
 }
 
+/// Asserts that a program exited successfully, showing its stderr if not.
+fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs `command` with `args` and a fresh `--out`; asserts one error line holding `needle`, no
 /// panic, and no folder written.
 fn assert_fails_with_one_line(mut command: Command, args: &[&str], needle: &str) {
@@ -143,11 +152,7 @@ fn a_small_run_writes_every_file() {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     let config: Value =
         serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
@@ -224,11 +229,7 @@ fn a_small_run_writes_every_file() {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        forced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&forced.stderr)
-    );
+    assert_succeeded(&forced);
     assert!(!run.join("report.html").exists() && !run.join("figures").exists());
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2);
@@ -240,11 +241,7 @@ fn a_small_run_writes_every_file() {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        analysed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&analysed.stderr)
-    );
+    assert_succeeded(&analysed);
     for kept in [
         "model.safetensors",
         "model.mpk",
@@ -270,11 +267,7 @@ fn analyze_reports_a_notebook_state_dict_like_the_reference_script() {
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let expected = common::expected("seed2_p97_h128");
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
@@ -364,11 +357,7 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
         .arg(&whole)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
 
     // The same run, killed (SIGKILL: no chance to clean up) once a few checkpoints exist.
     let killed = dir.path().join("killed");
@@ -400,11 +389,7 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
         .arg("--no-report")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("resuming"), "{stdout}");
 
@@ -460,11 +445,7 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
             .arg(&out_dir)
             .output()
             .unwrap();
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        assert_succeeded(&result);
         out_dir
     };
     let whole = run(&[], "whole");
@@ -481,11 +462,7 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
         .arg(dir.path().join("merged"))
         .output()
         .unwrap();
-    assert!(
-        merged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&merged.stderr)
-    );
+    assert_succeeded(&merged);
     // Everything but the last column, the shards' own timings.
     let csv = |d: &std::path::Path| -> Vec<String> {
         let text = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
@@ -513,11 +490,7 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
         .arg(dir.path().join("cell"))
         .output()
         .unwrap();
-    assert!(
-        analysed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&analysed.stderr)
-    );
+    assert_succeeded(&analysed);
     let summary: Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("cell").join("summary.json")).unwrap(),
     )
