@@ -128,7 +128,10 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             check_report_memory(args, &state.config)?;
             println!("resuming {} after epoch {}", dir.display(), state.epoch());
             let folder = RunFolder::open(dir)?;
-            (folder, Trainer::<B>::from_state(state, device)?)
+            let trainer = Trainer::<B>::from_state(state, device)?;
+            // config.json records what the run goes on with (engine, threads).
+            folder.write_config(trainer.config())?;
+            (folder, trainer)
         }
         None => {
             config.validate()?;

@@ -16,7 +16,7 @@ use crate::{
 ///
 /// # Errors
 /// As [`read_file`](super::read_file) (missing, not a regular file, too large); [`Error::Format`]
-/// if it is not a safetensors file, a tensor is not float32/float64, or the tensors do not
+/// if it is not a safetensors file, a tensor is not a float tensor (F32, F64, F16, BF16), or the tensors do not
 /// describe an MLP.
 pub fn read_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     let path = path.as_ref();
@@ -47,9 +47,20 @@ pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
                 .collect(),
+            // Half precision, as other tools save models to halve their size: exact in f32.
+            Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             other => {
                 return Err(format(format!(
-                    "tensor `{name}` has dtype {other:?}; expected F32 or F64"
+                    "tensor `{name}` has dtype {other:?}; expected a float tensor (F32, F64, F16 or BF16)"
                 )))
             }
         };

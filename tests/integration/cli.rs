@@ -383,15 +383,19 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
         "the run finished before it could be killed; lengthen it"
     );
 
+    // Resumed on one thread: the same bits, and config.json says what the run went on with.
     let out = grok()
         .arg("--resume")
         .arg(&killed)
-        .arg("--no-report")
+        .args(["--no-report", "--threads", "1"])
         .output()
         .unwrap();
     assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("resuming"), "{stdout}");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(killed.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["threads"], 1);
 
     // Same history (all but the seconds column) and bit-identical weights.
     let metrics = |run: &std::path::Path| -> Vec<String> {

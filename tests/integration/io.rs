@@ -141,3 +141,42 @@ fn atomic_write_replaces_whole_files_and_leaves_no_temporaries() {
     let err = io::write_atomic(dir.path().join("no/such/dir/file"), b"x").unwrap_err();
     assert!(matches!(err, Error::Io { .. }));
 }
+
+#[test]
+fn half_precision_safetensors_load_exactly() {
+    let (p, h) = (5, 3);
+    let dir = tempfile::tempdir().unwrap();
+    // Values a 16-bit float holds exactly, so both encodings must give them back bit for bit.
+    let fc1: Vec<f32> = (0..h * 2 * p).map(|i| i as f32 / 8.0 - 1.5).collect();
+    let fc2: Vec<f32> = (0..p * h).map(|i| 0.25 - i as f32 / 16.0).collect();
+    for dtype in [Dtype::F16, Dtype::BF16] {
+        let encode16 = |values: &[f32]| -> Vec<u8> {
+            values
+                .iter()
+                .flat_map(|&v| match dtype {
+                    Dtype::F16 => half::f16::from_f32(v).to_le_bytes(),
+                    _ => half::bf16::from_f32(v).to_le_bytes(),
+                })
+                .collect()
+        };
+        let (a, b) = (encode16(&fc1), encode16(&fc2));
+        let views = [
+            (
+                "fc1.weight",
+                TensorView::new(dtype, vec![h, 2 * p], &a).unwrap(),
+            ),
+            (
+                "fc2.weight",
+                TensorView::new(dtype, vec![p, h], &b).unwrap(),
+            ),
+        ];
+        let path = dir.path().join(format!("{dtype:?}.safetensors"));
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+        let weights = io::load_weights(&path).unwrap();
+        assert_eq!(
+            weights,
+            MlpWeights::new(p, h, fc1.clone(), fc2.clone()).unwrap(),
+            "{dtype:?}"
+        );
+    }
+}
