@@ -86,6 +86,18 @@ fn message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Held by the unit tests that panic on purpose. While a [`catch_panics`] call runs, a panic on
+/// a thread that runs no call goes to every running call (a GPU backend's device thread), so a
+/// test that panics elsewhere in the test process would be reported by another test's call.
+#[cfg(test)]
+pub(crate) static PANICKING_TESTS: Mutex<()> = Mutex::new(());
+
+/// Takes [`PANICKING_TESTS`] (whether or not a test panicked while holding it).
+#[cfg(test)]
+pub(crate) fn serial_panics() -> MutexGuard<'static, ()> {
+    lock(&PANICKING_TESTS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +109,7 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_its_message() {
+        let _serial = serial_panics();
         assert_eq!(
             catch_panics(|| -> u8 { panic!("bad {}", "input") }),
             Err("bad input".to_owned())
@@ -105,6 +118,7 @@ mod tests {
 
     #[test]
     fn calls_on_many_threads_at_once_each_get_their_own_panic() {
+        let _serial = serial_panics();
         let workers: Vec<_> = (0..4)
             .map(|t| {
                 thread::spawn(move || {
@@ -128,6 +142,7 @@ mod tests {
     #[test]
     fn the_first_panic_of_another_thread_is_the_one_reported() {
         // Like a backend whose device thread dies, leaving the caller a broken channel.
+        let _serial = serial_panics();
         let result = catch_panics(|| {
             let worker = std::thread::spawn(|| -> u8 { panic!("no driver") });
             worker.join().expect("the worker's result")

@@ -965,6 +965,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "lhs out of bounds")]
     fn matmul_rejects_a_short_operand() {
+        let _serial = crate::panics::serial_panics();
         let mut dst = vec![0f32; 4];
         matmul(&mut dst, (2, 2, 2), (&[1.0; 3], 2, 1), (&[1.0; 4], 2, 1));
     }

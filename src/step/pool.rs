@@ -325,6 +325,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_a_worker_reaches_the_caller_without_a_hang() {
+        let _serial = crate::panics::serial_panics();
         let pool = Pool::new(2);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             pool.run(&|team| {
