@@ -30,7 +30,8 @@ struct Args {
     /// Folder for `neurons.json` and `summary.json`.
     #[arg(long)]
     out: PathBuf,
-    /// Overwrite a folder that already holds a finished run or analysis.
+    /// Write into a folder that already holds a run or analysis (only neurons.json and
+    /// summary.json are replaced).
     #[arg(long)]
     force: bool,
 }
@@ -44,10 +45,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let weights = io::load_weights(&args.checkpoint)?;
     let (p, hidden) = (weights.p(), weights.d_hidden());
     // The data set's rows and shuffle (two u32 per pair) and the fits, before they are taken.
-    let (pairs, weights_len) = ((p * p) as u64, (3 * p * hidden) as u64);
+    let (p64, h64) = (p as u64, hidden as u64);
     grokking::memory::check(
         &format!("analysing p = {p} with {hidden} hidden units"),
-        pairs.saturating_mul(16) + weights_len * 16,
+        p64.saturating_mul(p64)
+            .saturating_mul(16)
+            .saturating_add(p64.saturating_mul(h64).saturating_mul(48)),
     )?;
     // The full grid does not depend on the split; 0.5 is valid for every p >= 2.
     let data = ModularDataset::new(p, 0.5, 0)?;

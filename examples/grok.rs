@@ -57,7 +57,7 @@ struct Args {
     /// Folder for the run's files.
     #[arg(long, default_value = "runs/grok")]
     out: PathBuf,
-    /// Overwrite a folder that already holds a finished run.
+    /// Replace a run already in the folder (finished or not): its files are removed first.
     #[arg(long)]
     force: bool,
     /// Skip the analysis report (report.html, analysis.json, figures/).
@@ -136,9 +136,12 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         None => {
             config.validate()?;
             check_report_memory(args, &config)?;
+            let replacing = RunFolder::holds_run(&args.out);
             let folder = RunFolder::create(&args.out, args.force)?;
-            // --force: the old run's files go, so none is left beside the new run's.
-            folder.clear()?;
+            if replacing {
+                // --force on a run: its files go, so none is left beside the new run's.
+                folder.clear()?;
+            }
             folder.write_config(&config)?;
             (folder, Trainer::<B>::new(&config, device)?)
         }

@@ -10,11 +10,15 @@
 //! cargo run --release --example sweep -- --merge runs/part0 runs/part1 --out runs/all
 //! ```
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use grokking::{
+    io,
     sweep::{self, Grid, Shard, SweepFile, SweepMode},
     Engine, MlpConfig, TrainBackend, TrainingConfig,
 };
@@ -115,17 +119,25 @@ fn dispatch(args: &Args) -> anyhow::Result<()> {
             .map(|dir| sweep::read_sweep(&dir.join("sweep.json")))
             .collect::<Result<Vec<_>, _>>()?;
         let merged = sweep::merge_sweeps(&parts)?;
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if let Some(part) = args.merge.iter().find(|dir| same(dir, &args.out)) {
+            bail!(
+                "--out {} is one of the merged folders; merge into a new folder",
+                part.display()
+            );
+        }
         sweep::prepare_folder(&args.out)?;
+        sweep::clear_models(&args.out)?;
         for (dir, part) in args.merge.iter().zip(&parts) {
             for result in &part.results {
-                let (from, to) = (
-                    sweep::model_file(dir, result.index),
-                    sweep::model_file(&args.out, result.index),
-                );
+                let from = sweep::model_file(dir, result.index);
                 if from.exists() {
+                    let to = sweep::model_file(&args.out, result.index);
                     std::fs::create_dir_all(to.parent().expect("models/"))?;
-                    std::fs::copy(&from, &to)
-                        .with_context(|| format!("copying {}", from.display()))?;
+                    io::write_atomic(&to, &io::read_file(&from)?)?;
                 }
             }
         }
@@ -192,14 +204,16 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     if points.is_empty() {
         bail!("shard {shard} of this grid holds no model (the grid has fewer points than shards)");
     }
-    // The folder is made and tried before training, so a path that cannot be written fails now,
-    // not after hours of work.
-    sweep::prepare_folder(&args.out)?;
     let mode = if args.sequential {
         SweepMode::Sequential
     } else {
         SweepMode::Batched
     };
+    // Memory, then the folder (made and tried), before any training: a sweep that cannot run or
+    // cannot be written fails now, not after hours of work. An earlier sweep's models go.
+    sweep::check_memory::<B>(&points, mode, args.max_batch as usize, args.save_models)?;
+    sweep::prepare_folder(&args.out)?;
+    sweep::clear_models(&args.out)?;
     let total = points
         .iter()
         .fold(0u64, |sum, p| sum.saturating_add(p.config.epochs as u64));

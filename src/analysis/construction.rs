@@ -51,7 +51,8 @@ impl CosineNeuron {
 /// `count` random cosine neurons for modulus `p`, seeded. See the [module docs](self).
 ///
 /// # Errors
-/// [`Error::InvalidModulus`] if `p < 2`.
+/// [`Error::InvalidModulus`] if `p < 2`, or if `p / 2` is 2³² or more (frequencies are drawn
+/// as 32-bit integers).
 pub fn random_cosine_neurons(p: usize, count: usize, seed: u64) -> Result<Vec<CosineNeuron>> {
     if p < 2 {
         return Err(Error::InvalidModulus {

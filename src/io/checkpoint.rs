@@ -92,7 +92,8 @@ pub fn save_state(path: impl AsRef<Path>, state: &TrainerState) -> Result<()> {
 /// Reads a checkpoint written by [`save_state`].
 ///
 /// # Errors
-/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if it is not such a checkpoint
+/// As [`read_file`](super::read_file) (missing, not a regular file, too large for memory);
+/// [`Error::Format`] if it is not such a checkpoint
 /// (another safetensors file, another version, a missing or malformed part) or its parts do not
 /// fit together.
 pub fn load_state(path: impl AsRef<Path>) -> Result<TrainerState> {

@@ -111,8 +111,7 @@ impl RunFolder {
     /// it holds a run and `force` is false.
     pub fn create(path: impl AsRef<Path>, force: bool) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let holds_run = Self::RUN_FILES[..3].iter().any(|f| path.join(f).exists());
-        if holds_run && !force {
+        if Self::holds_run(&path) && !force {
             return Err(Error::InvalidConfig {
                 field: "out",
                 value: path.display().to_string(),
@@ -124,24 +123,36 @@ impl RunFolder {
         Ok(Self { path })
     }
 
-    /// Removes an earlier run's files ([`RunFolder::RUN_FILES`], `summary.json` first, and
-    /// `figures/`), so that none is left beside the new run's (`grok --force`).
+    /// Whether the folder at `path` holds a run, finished (`summary.json`) or started
+    /// (`config.json` or a checkpoint).
+    pub fn holds_run(path: &Path) -> bool {
+        Self::RUN_FILES[..3].iter().any(|f| path.join(f).exists())
+    }
+
+    /// Removes an earlier run's files ([`RunFolder::RUN_FILES`], `summary.json` first, and the
+    /// SVG figures in `figures/`), so that none is left beside the new run's (`grok --force` on a
+    /// folder that [holds a run](RunFolder::holds_run)). Other files are left alone.
     ///
     /// # Errors
     /// [`Error::Io`] if one cannot be removed.
     pub fn clear(&self) -> Result<()> {
-        for name in Self::RUN_FILES {
-            let file = self.file(name);
+        let figures = self.file("figures");
+        let svgs: Vec<PathBuf> = std::fs::read_dir(&figures)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "svg"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let names = Self::RUN_FILES.iter().map(|name| self.file(name));
+        for file in names.chain(svgs) {
             match std::fs::remove_file(&file) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::io(&file, e))
                 }
                 _ => {}
             }
-        }
-        let figures = self.file("figures");
-        if figures.is_dir() {
-            std::fs::remove_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
         }
         Ok(())
     }

@@ -59,7 +59,8 @@ pub fn sequential(v: f64) -> RGBColor {
 }
 
 /// An axis label for `v`: whole numbers without decimals (`10`, not `10.0`), magnitudes below
-/// 10⁻³ or from 10⁶ up in exponent form (`1e-5`), others with at most four significant digits.
+/// 10⁻³ or from 10⁶ up in exponent form (`1e-5`), others to four significant digits (from 1000 up,
+/// to the nearest whole number).
 pub fn tick(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 || !a.is_finite() {
@@ -76,7 +77,11 @@ pub fn tick(v: f64) -> String {
     }
     let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
     let text = format!("{v:.decimals$}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 /// A label for an axis of whole numbers (counts, epochs, neurons, frequencies): positions
@@ -529,6 +534,12 @@ mod tests {
             ticks,
             ["10", "100", "0", "0", "0.25", "0.3", "1e-5", "2.5e-7", "3e6", "1235"]
         );
+        // From 1000 up, to the nearest whole number: no zero of the integer part is trimmed.
+        let large: Vec<String> = [1230.4, 2500.4, 999_999.4, -0.25, 0.001]
+            .iter()
+            .map(|&v| tick(v))
+            .collect();
+        assert_eq!(large, ["1230", "2500", "999999", "-0.25", "0.001"]);
         let whole: Vec<String> = [0.0, 0.5, 1.0, 1.5, 2.0]
             .iter()
             .map(|&v| whole_tick(v))

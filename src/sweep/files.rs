@@ -18,6 +18,19 @@ pub fn model_file(dir: &Path, index: usize) -> std::path::PathBuf {
     dir.join("models").join(format!("{index:06}.safetensors"))
 }
 
+/// Removes `dir/models/` (an earlier sweep's models, which the new `sweep.csv` would not
+/// describe). Nothing happens if there is none.
+///
+/// # Errors
+/// [`Error::Io`] if it exists and cannot be removed.
+pub fn clear_models(dir: &Path) -> Result<()> {
+    let models = dir.join("models");
+    match std::fs::remove_dir_all(&models) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&models, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes each model's weights to [`model_file`] (atomically), `results[i]` naming `models[i]`.
 ///
 /// # Errors
@@ -94,7 +107,8 @@ pub fn prepare_folder(dir: &Path) -> Result<()> {
 /// Reads a `sweep.json`.
 ///
 /// # Errors
-/// [`Error::Io`] if it cannot be read, [`Error::Format`] if it is not a sweep file.
+/// As [`crate::io::read_file`] (missing, not a regular file, too large for memory);
+/// [`Error::Format`] if it is not a sweep file.
 pub fn read_sweep(path: &Path) -> Result<SweepFile> {
     let bytes = crate::io::read_file(path)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Format {

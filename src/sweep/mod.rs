@@ -26,7 +26,8 @@ use std::{collections::HashMap, str::FromStr, time::Instant};
 use serde::{Deserialize, Serialize};
 
 pub use files::{
-    merge_sweeps, model_file, prepare_folder, read_sweep, write_models, write_sweep, SweepFile,
+    clear_models, merge_sweeps, model_file, prepare_folder, read_sweep, write_models, write_sweep,
+    SweepFile,
 };
 pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 
@@ -349,6 +350,61 @@ fn train_fused_in_parallel<B: TrainBackend>(
     Ok(per_thread.into_iter().flatten().collect())
 }
 
+/// Whether a batch trains on the host implementation, each model alone on some of the cores
+/// (the CPU backends with the fused engine), rather than as one [`Ensemble`].
+fn trains_on_host<B: TrainBackend>(batch: &[GridPoint]) -> bool {
+    batch
+        .iter()
+        .all(|p| p.config.engine.resolve() == Engine::Fused)
+        && crate::train::is_cpu_backend::<B>()
+}
+
+/// Checks, before anything trains, that the machine has the memory [`train_points`] will hold at
+/// once: each model was checked alone by its config, but a batch holds several (all of an
+/// ensemble, or one per core on the host), and `keep_models` keeps every model's weights.
+///
+/// # Errors
+/// [`Error::InsufficientMemory`], naming what does not fit.
+pub fn check_memory<B: TrainBackend>(
+    points: &[GridPoint],
+    mode: SweepMode,
+    max_batch: usize,
+    keep_models: bool,
+) -> Result<()> {
+    let each = |batch: &[GridPoint]| {
+        let most = batch.iter().map(|p| p.config.memory_estimate()).max();
+        most.unwrap_or(0)
+    };
+    let held = match mode {
+        SweepMode::Sequential => each(points),
+        SweepMode::Batched => batches(points, max_batch)
+            .iter()
+            .map(|batch| {
+                let at_once = if trains_on_host::<B>(batch) {
+                    crate::step::host_threads(0).min(batch.len())
+                } else {
+                    batch.len()
+                };
+                each(batch).saturating_mul(at_once as u64)
+            })
+            .max()
+            .unwrap_or(0),
+    };
+    let kept: u64 = if keep_models {
+        let weights = |p: &GridPoint| 3 * 4 * (p.config.model.p * p.config.model.d_hidden) as u64;
+        points.iter().map(weights).sum()
+    } else {
+        0
+    };
+    crate::memory::check(
+        &format!(
+            "training {} models (--max-batch {max_batch}, keeping the models: {keep_models})",
+            points.len()
+        ),
+        held.saturating_add(kept),
+    )
+}
+
 /// What [`train_points`] returns.
 #[derive(Debug, Clone)]
 pub struct TrainedPoints {
@@ -366,8 +422,8 @@ pub struct TrainedPoints {
 /// the sum of the points' epochs).
 ///
 /// # Errors
-/// An invalid configuration; [`Error::InsufficientMemory`] if a batch's models, held at once,
-/// need more memory than the machine has (checked for every batch before training starts).
+/// An invalid configuration; [`Error::InsufficientMemory`] as [`check_memory`] (checked before
+/// training starts).
 pub fn train_points<B: TrainBackend>(
     points: &[GridPoint],
     mode: SweepMode,
@@ -376,33 +432,14 @@ pub fn train_points<B: TrainBackend>(
     device: &B::Device,
     mut on_epoch: impl FnMut(usize),
 ) -> Result<TrainedPoints> {
+    check_memory::<B>(points, mode, max_batch, keep_models)?;
     let start = Instant::now();
     let mut results = Vec::with_capacity(points.len());
     match mode {
         SweepMode::Batched => {
             let all = batches(points, max_batch);
-            let on_host = |batch: &[GridPoint]| {
-                batch
-                    .iter()
-                    .all(|p| p.config.engine.resolve() == Engine::Fused)
-                    && crate::train::is_cpu_backend::<B>()
-            };
-            // Each model was checked alone; a batch holds several at once (all of an ensemble,
-            // or one per core on the host), checked before any of them is trained.
-            for batch in &all {
-                let held = if on_host(batch) {
-                    crate::step::host_threads(0).min(batch.len())
-                } else {
-                    batch.len()
-                };
-                let each = batch.iter().map(|p| p.config.memory_estimate()).max();
-                crate::memory::check(
-                    &format!("training {held} models at once (--max-batch)"),
-                    each.unwrap_or(0).saturating_mul(held as u64),
-                )?;
-            }
             for batch in all {
-                if on_host(&batch) {
+                if trains_on_host::<B>(&batch) {
                     results.extend(train_fused_in_parallel::<B>(
                         &batch,
                         keep_models,

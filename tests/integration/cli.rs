@@ -230,7 +230,9 @@ fn a_small_run_writes_every_file() {
         .output()
         .unwrap();
     assert_succeeded(&forced);
-    assert!(!run.join("report.html").exists() && !run.join("figures").exists());
+    assert!(!run.join("report.html").exists());
+    let figures_left = std::fs::read_dir(run.join("figures")).map_or(0, |d| d.count());
+    assert_eq!(figures_left, 0, "the old report's figures are left");
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2);
     // Analysing the run's model into its own folder (--force) replaces only what analyze writes.
@@ -486,6 +488,26 @@ fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
     // opens any of them (here model 4: hidden 24, seed 2).
     let models = dir.path().join("merged").join("models");
     assert_eq!(std::fs::read_dir(&models).unwrap().count(), 6);
+    // A merge into one of its own parts is refused (it would copy models onto themselves).
+    let onto_part = sweep_cli()
+        .arg("--merge")
+        .args(&parts)
+        .arg("--force")
+        .arg("--out")
+        .arg(&parts[0])
+        .output()
+        .unwrap();
+    assert!(!onto_part.status.success());
+    assert!(String::from_utf8_lossy(&onto_part.stderr).contains("one of the merged folders"));
+    // A sweep forced over one that kept models leaves none of the old models behind.
+    let again = sweep_cli()
+        .args(grid)
+        .args(["--shard", "1/2", "--force", "--out"])
+        .arg(&parts[0])
+        .output()
+        .unwrap();
+    assert_succeeded(&again);
+    assert!(!parts[0].join("models").exists());
     assert!(!whole.join("models").exists());
     let analysed = analyze()
         .arg("--checkpoint")
@@ -558,14 +580,48 @@ fn a_sweep_into_an_unwritable_folder_fails_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    // Thousands of model-epochs: it must fail at once, not after training them.
+    // 128,000 model-epochs, a quarter of an hour here: the error must come before them (this
+    // bounds no speed; it tells "refused first" from "refused after training").
+    let start = std::time::Instant::now();
     let out = sweep_cli()
         .args(["--seeds", "1..64", "--epochs", "2000", "--out"])
         .arg(&file)
         .output()
         .unwrap();
+    assert!(
+        start.elapsed().as_secs() < 60,
+        "it trained before it failed"
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("a-file"), "{stderr}");
+}
+
+#[test]
+fn a_new_run_in_a_folder_without_a_run_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    std::fs::create_dir_all(out.join("figures")).unwrap();
+    for file in ["figures/mine.svg", "report.html", "notes.txt"] {
+        std::fs::write(out.join(file), b"a user's file").unwrap();
+    }
+    let run = grok()
+        .args([
+            "--p",
+            "7",
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--no-report",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_succeeded(&run);
+    for file in ["figures/mine.svg", "report.html", "notes.txt"] {
+        assert!(out.join(file).exists(), "{file} was removed");
+    }
 }
