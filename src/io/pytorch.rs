@@ -79,16 +79,11 @@ pub(crate) fn weights_from_bytes(file: &[u8], path: &Path) -> Result<MlpWeights>
             let shape = snapshot.shape.to_vec();
             // The bytes the shape declares must be in the file: checked before burn-store
             // allocates (and zero-fills) them.
-            let element = if snapshot.dtype == DType::F64 {
-                8
-            } else if snapshot.dtype == DType::F32 {
-                4
-            } else {
-                2
-            };
             let declared = shape
                 .iter()
-                .try_fold(element, |bytes: usize, &d| bytes.checked_mul(d));
+                .try_fold(snapshot.dtype.size(), |bytes: usize, &d| {
+                    bytes.checked_mul(d)
+                });
             if declared.is_none_or(|bytes| bytes > file.len()) {
                 return Err(format(format!(
                     "tensor `{name}` declares shape {shape:?}, more data than the file's {} bytes",
