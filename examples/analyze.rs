@@ -11,10 +11,10 @@ use clap::Parser;
 use grokking::{
     analysis,
     io::{
-        self,
+        self, checkpoint,
         run_folder::{RunFolder, Summary},
     },
-    ModularDataset,
+    ModularDataset, Operation,
 };
 
 mod shared;
@@ -27,6 +27,10 @@ struct Args {
     /// checkpoint (recognised by content, not by extension).
     #[arg(long)]
     checkpoint: PathBuf,
+    /// The operation the model was trained on: add, sub, mul, div, quadratic, cubic. A training
+    /// checkpoint records its own; this must then agree.
+    #[arg(long)]
+    operation: Option<Operation>,
     /// Folder for `neurons.json` and `summary.json`.
     #[arg(long)]
     out: PathBuf,
@@ -49,22 +53,27 @@ fn run(args: &Args) -> anyhow::Result<()> {
     grokking::memory::check(
         &format!("analysing p = {p} with {hidden} hidden units"),
         p64.saturating_mul(p64)
-            .saturating_mul(16)
+            .saturating_mul(24)
             .saturating_add(p64.saturating_mul(h64).saturating_mul(48)),
     )?;
+    let operation = checked_operation(args)?;
     // The full grid does not depend on the split; 0.5 is valid for every p >= 2.
-    let data = ModularDataset::new(p, 0.5, 0)?;
+    let data = ModularDataset::with_operation(p, operation, 0.5, 0)?;
     let found = analysis::analyse_weights(&weights, &data);
     let folder = RunFolder::create(&args.out, args.force)?;
-    folder.write_neurons(p, &found.fits)?;
+    folder.write_neurons(&found)?;
     folder.write_summary(&Summary {
         backend: "host".into(),
+        operation,
         p,
         hidden,
         epochs_run: None,
         grok_epoch: None,
         final_metrics: None,
         train_seconds: None,
+        basis: Some(found.basis.name()),
+        fit_r2: Some(found.mean_r2),
+        fit_r2_identity: Some(found.mean_r2_identity),
         full_accuracy: found.full_accuracy,
         replaced_all_accuracy: found.replaced_all.full,
         replaced_all_val_accuracy: None,
@@ -73,6 +82,27 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "p = {p}, {hidden} neurons: full-grid accuracy {:.5}; all replaced by cosines: {:.5}",
         found.full_accuracy, found.replaced_all.full
     );
+    println!(
+        "{}: cosine fits in {} coordinates, mean R² {:.3} (identity coordinates: {:.3})",
+        operation.formula(),
+        found.basis.name(),
+        found.mean_r2,
+        found.mean_r2_identity
+    );
     println!("wrote {}", folder.path().display());
     Ok(())
+}
+
+/// The operation of `--operation`, or of the training checkpoint's config; addition for a model
+/// file that records none.
+fn checked_operation(args: &Args) -> anyhow::Result<Operation> {
+    let recorded = checkpoint::load_state(&args.checkpoint)
+        .ok()
+        .map(|state| state.config.operation);
+    match (args.operation, recorded) {
+        (Some(given), Some(recorded)) if given != recorded => {
+            anyhow::bail!("--operation {given}, but the checkpoint was trained on {recorded}")
+        }
+        (given, recorded) => Ok(given.or(recorded).unwrap_or_default()),
+    }
 }

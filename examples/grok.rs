@@ -16,20 +16,25 @@ use grokking::{
         checkpoint,
         run_folder::{RunFolder, Summary},
     },
-    Engine, MlpConfig, TrainBackend, Trainer, TrainingConfig,
+    Engine, MlpConfig, Operation, TrainBackend, Trainer, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod shared;
 use shared::{Backend, EngineArg};
 
-/// Train a one-hidden-layer MLP on (a + b) mod p, as the origin notebook does, and analyse it.
+/// Train a one-hidden-layer MLP on (a + b) mod p, as the origin notebook does (or on another
+/// operation), and analyse it.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Backend to run on (only those compiled in, by cargo features, can be used).
     #[arg(long, value_enum, default_value_t = Backend::default())]
     backend: Backend,
+    /// The operation: add (the notebook's), sub, mul, div (b ≠ 0; p prime), quadratic
+    /// (a² + ab + b²), cubic (a³ + ab).
+    #[arg(long, default_value_t = Operation::Add)]
+    operation: Operation,
     /// The modulus p.
     #[arg(long, default_value_t = 113)]
     p: usize,
@@ -103,6 +108,7 @@ fn check_report_memory(args: &Args, config: &TrainingConfig) -> anyhow::Result<(
 fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let config = TrainingConfig::new()
         .with_model(MlpConfig::new().with_p(args.p).with_d_hidden(args.hidden))
+        .with_operation(args.operation)
         .with_train_fraction(args.train_fraction)
         .with_epochs(args.epochs)
         .with_batch_size(args.batch_size)
@@ -192,17 +198,21 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
 
     let weights = trained.model.weights();
     let found = analysis::analyse_weights(&weights, &trained.data);
-    folder.write_neurons(config.model.p, &found.fits)?;
+    folder.write_neurons(&found)?;
     let replaced = &found.replaced_all;
     let last = history.last().expect("at least one epoch");
     let summary = Summary {
         backend: args.backend.name().into(),
+        operation: config.operation,
         p: config.model.p,
         hidden: config.model.d_hidden,
         epochs_run: Some(history.epochs.len()),
         grok_epoch: history.grok_epoch(),
         final_metrics: Some(last.into()),
         train_seconds: Some(last.seconds),
+        basis: Some(found.basis.name()),
+        fit_r2: Some(found.mean_r2),
+        fit_r2_identity: Some(found.mean_r2_identity),
         full_accuracy: found.full_accuracy,
         replaced_all_accuracy: replaced.full,
         replaced_all_val_accuracy: Some(replaced.val),
@@ -226,6 +236,12 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     println!(
         "full-grid accuracy {:.5}; all {} neurons replaced by cosines: {:.5} (val {:.5})",
         summary.full_accuracy, config.model.d_hidden, replaced.full, replaced.val
+    );
+    println!(
+        "cosine fits in {} coordinates: mean R² {:.3} (identity coordinates: {:.3})",
+        found.basis.name(),
+        found.mean_r2,
+        found.mean_r2_identity
     );
     if !args.no_report {
         let start = Instant::now();

@@ -20,7 +20,7 @@ use clap::Parser;
 use grokking::{
     io,
     sweep::{self, Grid, Shard, SweepFile, SweepMode},
-    Engine, MlpConfig, TrainBackend, TrainingConfig,
+    Engine, MlpConfig, Operation, TrainBackend, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -59,6 +59,9 @@ struct Args {
     /// Hidden widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100")]
     hidden: Vec<usize>,
+    /// Operations, comma-separated: add, sub, mul, div, quadratic (a² + ab + b²), cubic (a³ + ab).
+    #[arg(long, value_delimiter = ',', default_value = "add")]
+    operation: Vec<Operation>,
     /// The modulus p.
     #[arg(long, default_value_t = 113)]
     p: usize,
@@ -195,6 +198,7 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         lrs: args.lr.clone(),
         train_fractions: args.train_fraction.clone(),
         hiddens: args.hidden.clone(),
+        operations: args.operation.clone(),
     };
     let shard: Shard = match &args.shard {
         Some(text) => text.parse()?,

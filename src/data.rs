@@ -1,11 +1,13 @@
-//! The modular-addition data set: all p² pairs (a, b) labelled (a + b) mod p, split by a seeded
-//! shuffle into training and validation rows, as tensors in one-hot or index form.
+//! The modular-arithmetic data set: the pairs (a, b) labelled `a ∘ b mod p` for an [`Operation`]
+//! (the notebook's `(a + b) mod p` by default), split by a seeded shuffle into training and
+//! validation rows, as tensors in one-hot or index form.
 //!
-//! Row `r` of the full grid is the pair `(a, b) = (r / p, r % p)`, the notebook's
-//! `number1 * p + number2` order. The shuffle is NumPy's legacy `np.random.seed(seed);
-//! np.random.permutation(p * p)` reproduced bit for bit (see [`Mt19937`]), so a seed gives the same
-//! training rows as the origin notebook; the first `floor(train_fraction * p * p)` shuffled rows
-//! train, the rest validate.
+//! Row id `r` is the pair `(a, b) = (r / p, r % p)`, the notebook's `number1 * p + number2`
+//! order. The data set holds the `n` pairs the operation defines (all p², except for division,
+//! which leaves out b = 0). The shuffle is NumPy's legacy `np.random.seed(seed);
+//! np.random.permutation(n)` reproduced bit for bit (see [`Mt19937`]) and applied to the defined
+//! rows in grid order, so for addition a seed gives the same training rows as the origin notebook;
+//! the first `floor(train_fraction * n)` shuffled rows train, the rest validate.
 //!
 //! # Example
 //! ```
@@ -23,6 +25,7 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use crate::{
     error::{Error, Result},
     mt19937::Mt19937,
+    operation::Operation,
 };
 
 /// The largest modulus accepted: p² rows must be indexable by the `i32` integer tensors of every
@@ -36,47 +39,82 @@ pub enum Split {
     Train,
     /// The validation rows, in shuffled order.
     Val,
-    /// All p² rows, in grid order `(a, b) = (r / p, r % p)`.
+    /// All rows (the pairs the operation defines), in grid order `(a, b) = (r / p, r % p)`.
     Full,
 }
 
-/// The modular-addition data set for one modulus, split into training and validation rows.
+/// The data set of one operation and modulus, split into training and validation rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModularDataset {
     p: usize,
+    operation: Operation,
     /// Row ids `a * p + b`, training rows first.
     shuffled: Vec<u32>,
     n_train: usize,
+    /// The defined row ids, ascending.
     grid: Vec<u32>,
+    /// The label of every row id, [`UNDEFINED`] where the operation is undefined.
+    labels: Vec<u32>,
 }
+
+/// The label of a pair the operation does not define.
+const UNDEFINED: u32 = u32::MAX;
 
 /// Tensors of one split: inputs in index form and labels.
 #[derive(Debug, Clone)]
 pub struct SplitTensors<B: Backend> {
     /// `[n, 2]`: the pairs as fc1 row indices `(a, p + b)`.
     pub pairs: Tensor<B, 2, Int>,
-    /// `[n]`: the labels `(a + b) mod p`.
+    /// `[n]`: the labels `a ∘ b mod p`.
     pub labels: Tensor<B, 1, Int>,
 }
 
 impl ModularDataset {
-    /// Builds the data set for modulus `p`, with `floor(train_fraction * p * p)` training rows
-    /// chosen by a NumPy-compatible shuffle seeded with `seed`.
+    /// The addition data set for modulus `p` (the notebook's), with `floor(train_fraction * p *
+    /// p)` training rows chosen by a NumPy-compatible shuffle seeded with `seed`.
     ///
     /// # Errors
     /// [`Error::InvalidModulus`] if `p < 2` or `p > MAX_P`; [`Error::InvalidTrainFraction`] if the
     /// fraction is not strictly inside (0, 1) or leaves no row on one side of the split.
     pub fn new(p: usize, train_fraction: f64, seed: u64) -> Result<Self> {
+        Self::with_operation(p, Operation::Add, train_fraction, seed)
+    }
+
+    /// The data set of `operation` for modulus `p`: its `n` defined pairs, `floor(train_fraction
+    /// * n)` of them for training, chosen by a NumPy-compatible shuffle seeded with `seed`.
+    ///
+    /// # Errors
+    /// As [`ModularDataset::new`], and [`Error::InvalidOperation`] if the operation is not defined
+    /// for `p` ([`Operation::labels`]).
+    pub fn with_operation(
+        p: usize,
+        operation: Operation,
+        train_fraction: f64,
+        seed: u64,
+    ) -> Result<Self> {
         check_modulus(p)?;
-        let n_train = train_rows_for(p, train_fraction)?;
-        let n = p * p;
+        let labels: Vec<u32> = operation
+            .labels(p)?
+            .into_iter()
+            .map(|l| l.unwrap_or(UNDEFINED))
+            .collect();
+        let grid: Vec<u32> = (0..(p * p) as u32)
+            .filter(|&r| labels[r as usize] != UNDEFINED)
+            .collect();
+        let n_train = train_rows_for(p, grid.len(), train_fraction)?;
         let mut rng = Mt19937::new(seed)?;
-        let shuffled = rng.permutation(n);
+        let shuffled = rng
+            .permutation(grid.len())
+            .into_iter()
+            .map(|i| grid[i as usize])
+            .collect();
         Ok(Self {
             p,
+            operation,
             shuffled,
             n_train,
-            grid: (0..n as u32).collect(),
+            grid,
+            labels,
         })
     }
 
@@ -85,7 +123,12 @@ impl ModularDataset {
         self.p
     }
 
-    /// Number of rows in the full grid, p².
+    /// The operation the rows are labelled with.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// Number of rows: the pairs the operation defines (p², or p(p - 1) for division).
     pub fn len(&self) -> usize {
         self.grid.len()
     }
@@ -121,20 +164,21 @@ impl ModularDataset {
     pub fn pair(&self, row: u32) -> (usize, usize) {
         let row = row as usize;
         assert!(
-            row < self.len(),
+            row < self.p * self.p,
             "row {row} out of range for p = {}",
             self.p
         );
         (row / self.p, row % self.p)
     }
 
-    /// The label `(a + b) mod p` of a row id.
+    /// The label `a ∘ b mod p` of a row id.
     ///
     /// # Panics
-    /// If `row >= p²`.
+    /// If `row >= p²` or the operation does not define the row's pair.
     pub fn label(&self, row: u32) -> usize {
-        let (a, b) = self.pair(row);
-        (a + b) % self.p
+        let label = self.labels[row as usize];
+        assert!(label != UNDEFINED, "row {row} is not in the data set");
+        label as usize
     }
 
     /// The rows of a split as fc1 row indices: `[a, p + b]` per row, flattened (`2 * n` values).
@@ -207,12 +251,13 @@ pub fn check_modulus(p: usize) -> Result<()> {
     Ok(())
 }
 
-/// The number of training rows, `floor(train_fraction * p * p)` computed as Python does.
+/// The number of training rows of `n` rows of modulus `p`, `floor(train_fraction * n)` computed as
+/// Python does (`int(train_fraction * p * p)` when `n = p²`, the notebook's order of operations).
 ///
 /// # Errors
 /// [`Error::InvalidTrainFraction`] if the fraction is not strictly inside (0, 1) or leaves no row
 /// on one side of the split.
-pub fn train_rows_for(p: usize, train_fraction: f64) -> Result<usize> {
+pub fn train_rows_for(p: usize, n: usize, train_fraction: f64) -> Result<usize> {
     let invalid = |reason: String| Error::InvalidTrainFraction {
         fraction: train_fraction,
         reason,
@@ -220,9 +265,12 @@ pub fn train_rows_for(p: usize, train_fraction: f64) -> Result<usize> {
     if !(train_fraction > 0.0 && train_fraction < 1.0) {
         return Err(invalid("it must lie strictly between 0 and 1".into()));
     }
-    let n = p * p;
     // Same operation order as the notebook's `int(train_proportion * p * p)`.
-    let n_train = (train_fraction * p as f64 * p as f64).floor() as usize;
+    let n_train = if n == p * p {
+        (train_fraction * p as f64 * p as f64).floor() as usize
+    } else {
+        (train_fraction * n as f64).floor() as usize
+    };
     if n_train == 0 || n_train >= n {
         return Err(invalid(format!(
             "with p = {p} it leaves {n_train} training and {} validation rows of {n}; each side needs at least one",

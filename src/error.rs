@@ -24,6 +24,16 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// An operation that is not defined for the modulus, or a name that is no operation.
+    #[error("operation {operation} cannot be used{}: {reason}", if *.p > 0 { format!(" with p = {}", .p) } else { String::new() })]
+    InvalidOperation {
+        /// The operation's name.
+        operation: String,
+        /// The modulus (0 where none is involved).
+        p: usize,
+        /// Why.
+        reason: String,
+    },
     /// A configuration value is outside its domain (zero width, zero batch, negative rate, ...).
     #[error("invalid {field} = {value}: {reason}")]
     InvalidConfig {

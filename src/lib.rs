@@ -57,6 +57,7 @@ pub mod io;
 pub mod memory;
 pub mod model;
 pub mod mt19937;
+pub mod operation;
 mod panics;
 pub mod report;
 pub mod step;
@@ -66,6 +67,7 @@ pub mod train;
 pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
+pub use operation::{CustomOperation, Operation};
 pub use step::{AdamState, StepBackend};
 pub use train::checkpoint::TrainerState;
 pub use train::{

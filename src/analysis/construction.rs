@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     analysis::fast::GridLogits,
+    data::ModularDataset,
     error::{Error, Result},
     model::MlpWeights,
     mt19937::Mt19937,
@@ -126,6 +127,7 @@ pub fn construction_curve(p: usize, sizes: &[usize], seeds: &[u64]) -> Result<Co
     sizes.sort_unstable();
     sizes.dedup();
     let largest = *sizes.last().expect("non-empty");
+    let addition = ModularDataset::new(p, 0.5, 0)?;
     let accuracy = seeds
         .iter()
         .map(|&seed| {
@@ -140,7 +142,7 @@ pub fn construction_curve(p: usize, sizes: &[usize], seeds: &[u64]) -> Result<Co
                         logits.add_neuron(&a, &b, &out, 1.0);
                     }
                     done = m;
-                    logits.accuracy()
+                    logits.accuracy(&addition)
                 })
                 .collect())
         })

@@ -8,6 +8,8 @@
 //! about 1e-6 of their size; [`evaluate::accuracy`](crate::analysis::accuracy) is the exact
 //! `f64` reference.
 
+use crate::data::{ModularDataset, Split};
+
 /// Logits of all p² pairs, `[p², p]`, row `a * p + b`.
 #[derive(Debug, Clone)]
 pub struct GridLogits {
@@ -60,23 +62,27 @@ impl GridLogits {
         }
     }
 
-    /// Fraction of the p² pairs whose largest logit (first on ties) is `(a + b) mod p`.
-    pub fn accuracy(&self) -> f64 {
+    /// Fraction of `data`'s rows (all of them) whose largest logit (first on ties) is the label.
+    ///
+    /// # Panics
+    /// If `data` is for another modulus.
+    pub fn accuracy(&self, data: &ModularDataset) -> f64 {
         let p = self.p;
-        let right = self
-            .values
-            .chunks_exact(p)
-            .enumerate()
-            .filter(|(row, logits)| {
+        assert_eq!(data.p(), p, "the data set is for another modulus");
+        let rows = data.rows(Split::Full);
+        let right = rows
+            .iter()
+            .filter(|&&row| {
+                let logits = &self.values[row as usize * p..][..p];
                 let mut best = 0;
                 for (c, &v) in logits.iter().enumerate() {
                     if v > logits[best] {
                         best = c;
                     }
                 }
-                best == (row / p + row % p) % p
+                best == data.label(row)
             })
             .count();
-        right as f64 / (p * p) as f64
+        right as f64 / rows.len() as f64
     }
 }

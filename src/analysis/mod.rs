@@ -5,6 +5,7 @@
 //! seeded. The maths of each analysis is in `docs/analysis.md`.
 
 pub mod activations;
+pub mod basis;
 pub mod cluster;
 pub mod construction;
 pub mod embed;
@@ -21,35 +22,61 @@ pub use evaluate::{accuracy, predictions};
 pub use replace::{random_neurons, replace_neurons, replacement_accuracy, ReplacementAccuracy};
 
 use crate::{
+    analysis::basis::Basis,
     data::{ModularDataset, Split},
     fourier::{fit_neurons, NeuronFit},
     model::MlpWeights,
 };
 
-/// What `grok` and `analyze` report about a set of weights: every neuron's cosine fits, the
-/// full-grid accuracy, and the accuracies with all neurons replaced by their cosines.
+/// What `grok` and `analyze` report about a set of weights: every neuron's cosine fits in the
+/// coordinates of the data set's operation, how well those and the identity coordinates explain
+/// the weights, the full-grid accuracy, and the accuracies with all neurons replaced by their
+/// cosines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightAnalysis {
-    /// One fit per neuron, in neuron order.
+    /// The coordinates of the fits ([`Basis::for_operation`]).
+    pub basis: Basis,
+    /// One fit per neuron, in neuron order, in `basis`.
     pub fits: Vec<NeuronFit>,
-    /// Accuracy on all p² pairs.
+    /// Mean R² of every neuron's three fits in `basis`.
+    pub mean_r2: f64,
+    /// Mean R² of every neuron's three fits in the identity coordinates (the residues).
+    pub mean_r2_identity: f64,
+    /// Accuracy on all of the data set's pairs.
     pub full_accuracy: f64,
     /// Accuracies with every neuron replaced by its fitted cosines.
     pub replaced_all: ReplacementAccuracy,
 }
 
-/// Fits every neuron of `weights` and measures the accuracies on `data` (whose `p` must be the
-/// weights').
+/// Mean R² of the three fits of every neuron.
+pub fn mean_r2(fits: &[NeuronFit]) -> f64 {
+    fits.iter()
+        .map(|f| f.in_a.r2 + f.in_b.r2 + f.out.r2)
+        .sum::<f64>()
+        / (3 * fits.len().max(1)) as f64
+}
+
+/// Fits every neuron of `weights` in the coordinates of `data`'s operation and measures the
+/// accuracies on `data` (whose `p` must be the weights').
 ///
 /// # Panics
 /// If `data` is for another modulus than `weights`.
 pub fn analyse_weights(weights: &MlpWeights, data: &ModularDataset) -> WeightAnalysis {
     assert_eq!(data.p(), weights.p(), "the data set is for another modulus");
-    let fits = fit_neurons(weights);
+    let basis = Basis::for_operation(data.operation(), data.p());
+    let fits = fit_neurons(&basis.view(weights));
+    let identity = if basis.is_identity() {
+        fits.clone()
+    } else {
+        fit_neurons(weights)
+    };
     let all: Vec<usize> = (0..weights.d_hidden()).collect();
     WeightAnalysis {
         full_accuracy: accuracy(weights, data, Split::Full),
         replaced_all: replacement_accuracy(weights, &fits, &all, data),
+        mean_r2: mean_r2(&fits),
+        mean_r2_identity: mean_r2(&identity),
+        basis,
         fits,
     }
 }

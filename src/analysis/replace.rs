@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::evaluate::accuracy,
+    analysis::{basis::Basis, evaluate::accuracy},
     data::{ModularDataset, Split},
     fourier::NeuronFit,
     model::MlpWeights,
@@ -20,7 +20,7 @@ use crate::{
 pub struct ReplacementAccuracy {
     /// The neurons that were replaced, ascending.
     pub neurons: Vec<usize>,
-    /// Accuracy on all p² pairs.
+    /// Accuracy on all of the data set's pairs.
     pub full: f64,
     /// Accuracy on the validation rows.
     pub val: f64,
@@ -66,14 +66,34 @@ pub fn random_neurons(d_hidden: usize, fraction: f64, seed: u64) -> Vec<usize> {
     chosen
 }
 
-/// Accuracy on the full grid and on the validation rows with `neurons` replaced.
+/// A copy of `weights` with each neuron in `neurons` replaced by its cosines fitted in `basis`
+/// (`fits` are of `basis.view(weights)`); residues with no coordinate keep their weights.
+///
+/// # Panics
+/// As [`replace_neurons`], and if `basis` is for another modulus.
+pub fn replace_neurons_in(
+    basis: &Basis,
+    weights: &MlpWeights,
+    fits: &[NeuronFit],
+    neurons: &[usize],
+) -> MlpWeights {
+    basis.unview(
+        &replace_neurons(&basis.view(weights), fits, neurons),
+        weights,
+    )
+}
+
+/// Accuracy on all of `data`'s rows and on its validation rows with `neurons` replaced by their
+/// cosines in the coordinates of `data`'s operation (`fits` are of
+/// `Basis::for_operation(data.operation(), p).view(weights)`; for addition, of the weights).
 pub fn replacement_accuracy(
     weights: &MlpWeights,
     fits: &[NeuronFit],
     neurons: &[usize],
     data: &ModularDataset,
 ) -> ReplacementAccuracy {
-    let replaced = replace_neurons(weights, fits, neurons);
+    let basis = Basis::for_operation(data.operation(), data.p());
+    let replaced = replace_neurons_in(&basis, weights, fits, neurons);
     let mut sorted = neurons.to_vec();
     sorted.sort_unstable();
     sorted.dedup();

@@ -3,13 +3,13 @@
 //! Points at fractions `m / d_hidden` for `m` on an even grid. Random draws replace the first `m`
 //! neurons of a seeded random permutation, so each draw's sets are nested and its whole curve costs
 //! about one forward pass ([`GridLogits`]). Two fixed orders bracket the draws: best fit first
-//! (highest mean R² of a neuron's three cosine fits) and worst first. Accuracies are on all p²
-//! pairs, in `f32`; the all-replaced point is also given exactly, in `f64`.
+//! (highest mean R² of a neuron's three cosine fits) and worst first. Accuracies are on all the
+//! data set's pairs, in `f32`; the all-replaced point is also given exactly, in `f64`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::{fast::GridLogits, replace::replacement_accuracy},
+    analysis::{basis::Basis, fast::GridLogits, replace::replacement_accuracy},
     data::ModularDataset,
     error::{Error, Result},
     fourier::NeuronFit,
@@ -47,43 +47,40 @@ pub fn fit_quality(fit: &NeuronFit) -> f64 {
     (fit.in_a.r2 + fit.in_b.r2 + fit.out.r2) / 3.0
 }
 
-/// One curve: accuracy after replacing `order[..m]` for each `m` in `counts`.
-fn curve(
-    weights: &MlpWeights,
-    fits: &[NeuronFit],
-    base: &GridLogits,
-    order: &[usize],
-    counts: &[usize],
-) -> Vec<f64> {
-    let p = weights.p();
-    let mut logits = base.clone();
-    let mut done = 0;
-    counts
-        .iter()
-        .map(|&m| {
-            for &n in &order[done..m] {
-                let f = &fits[n];
-                logits.add_neuron(
-                    &weights.input_a(n),
-                    &weights.input_b(n),
-                    &weights.output(n),
-                    -1.0,
-                );
-                logits.add_neuron(
-                    &f.in_a.reconstruct(p),
-                    &f.in_b.reconstruct(p),
-                    &f.out.reconstruct(p),
-                    1.0,
-                );
-            }
-            done = m;
-            logits.accuracy()
-        })
-        .collect()
+/// What a curve needs besides its order.
+struct Curves<'a> {
+    weights: &'a MlpWeights,
+    /// Per neuron, its `[input a, input b, output]` with the cosines written in.
+    replaced: Vec<[Vec<f64>; 3]>,
+    base: GridLogits,
+    data: &'a ModularDataset,
+    counts: Vec<usize>,
+}
+
+impl Curves<'_> {
+    /// Accuracy after replacing `order[..m]` for each `m` in `counts`.
+    fn curve(&self, order: &[usize]) -> Vec<f64> {
+        let w = self.weights;
+        let mut logits = self.base.clone();
+        let mut done = 0;
+        self.counts
+            .iter()
+            .map(|&m| {
+                for &n in &order[done..m] {
+                    logits.add_neuron(&w.input_a(n), &w.input_b(n), &w.output(n), -1.0);
+                    let [a, b, out] = &self.replaced[n];
+                    logits.add_neuron(a, b, out, 1.0);
+                }
+                done = m;
+                logits.accuracy(self.data)
+            })
+            .collect()
+    }
 }
 
 /// The sweep with `points` evenly spaced counts (at least 2: none and all replaced) and `draws`
-/// random orders seeded from `seed`. See the [module docs](self).
+/// random orders seeded from `seed`. `fits` are in the coordinates of `data`'s operation, as for
+/// [`replacement_accuracy`]. See the [module docs](self).
 ///
 /// # Errors
 /// [`Error::Analysis`] if `points < 2`, `draws == 0`, or `fits` does not hold one fit per neuron.
@@ -118,18 +115,41 @@ pub fn replacement_sweep(
             1.0,
         );
     }
+    let basis = Basis::for_operation(data.operation(), data.p());
+    let m = basis.m();
+    let curves = Curves {
+        weights,
+        replaced: fits
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                basis.unview_neuron(
+                    [
+                        f.in_a.reconstruct(m),
+                        f.in_b.reconstruct(m),
+                        f.out.reconstruct(m),
+                    ],
+                    [weights.input_a(n), weights.input_b(n), weights.output(n)],
+                )
+            })
+            .collect(),
+        base,
+        data,
+        counts,
+    };
     let mut rng = Mt19937::from_u64(seed);
     let draw_curves: Vec<Vec<f64>> = (0..draws)
         .map(|_| {
             let order: Vec<usize> = rng.permutation(h).into_iter().map(|n| n as usize).collect();
-            curve(weights, fits, &base, &order, &counts)
+            curves.curve(&order)
         })
         .collect();
     let mut by_quality: Vec<usize> = (0..h).collect();
     by_quality.sort_by(|&i, &j| fit_quality(&fits[j]).total_cmp(&fit_quality(&fits[i])));
-    let best_first = curve(weights, fits, &base, &by_quality, &counts);
+    let best_first = curves.curve(&by_quality);
     by_quality.reverse();
-    let worst_first = curve(weights, fits, &base, &by_quality, &counts);
+    let worst_first = curves.curve(&by_quality);
+    let counts = curves.counts;
     let column = |j: usize| draw_curves.iter().map(move |c| c[j]);
     let all: Vec<usize> = (0..h).collect();
     let exact = replacement_accuracy(weights, fits, &all, data);

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{record, safetensors, write_atomic, write_json};
 use crate::{
+    analysis::WeightAnalysis,
     error::{Error, Result},
     fourier::NeuronFit,
     model::Mlp,
+    operation::Operation,
     train::{EpochMetrics, History, TrainingConfig},
 };
 
@@ -46,6 +48,10 @@ impl From<&EpochMetrics> for FinalMetrics {
 pub struct Summary {
     /// The backend that ran it (`ndarray`, `flex`, `wgpu`, `vulkan`, `cuda`).
     pub backend: String,
+    /// The operation the data set is labelled with (addition in files written before there was
+    /// a choice).
+    #[serde(default)]
+    pub operation: Operation,
     /// The modulus.
     pub p: usize,
     /// The hidden width.
@@ -60,9 +66,19 @@ pub struct Summary {
     pub final_metrics: Option<FinalMetrics>,
     /// Seconds spent training (epochs and their validation), as the reference script's `seconds`.
     pub train_seconds: Option<f64>,
-    /// Accuracy on all p² pairs (host, `f64`).
+    /// The coordinates of the fits in neurons.json
+    /// ([`Basis::name`](crate::analysis::basis::Basis::name)).
+    #[serde(default)]
+    pub basis: Option<String>,
+    /// Mean R² of the neurons' cosine fits in `basis`.
+    #[serde(default)]
+    pub fit_r2: Option<f64>,
+    /// Mean R² of the neurons' cosine fits in the identity coordinates (the residues).
+    #[serde(default)]
+    pub fit_r2_identity: Option<f64>,
+    /// Accuracy on all of the data set's pairs (host, `f64`).
     pub full_accuracy: f64,
-    /// Accuracy on all p² pairs with every neuron replaced by its fitted cosines.
+    /// Accuracy on all pairs with every neuron replaced by its fitted cosines.
     pub replaced_all_accuracy: f64,
     /// Accuracy on the validation rows with every neuron replaced by its fitted cosines.
     pub replaced_all_val_accuracy: Option<f64>,
@@ -73,10 +89,20 @@ pub struct Summary {
 pub struct NeuronsFile {
     /// The modulus.
     pub p: usize,
+    /// The coordinates of the fits ([`Basis::name`](crate::analysis::basis::Basis::name)).
+    #[serde(default = "identity")]
+    pub basis: String,
+    /// The period of those coordinates: `p`, or `p - 1` under a discrete log.
+    #[serde(default)]
+    pub m: Option<usize>,
     /// The hidden width.
     pub hidden: usize,
     /// One entry per neuron.
     pub neurons: Vec<NeuronFit>,
+}
+
+fn identity() -> String {
+    "identity".into()
 }
 
 /// A folder holding one run's files.
@@ -206,15 +232,17 @@ impl RunFolder {
         write_json(self.file("summary.json"), summary)
     }
 
-    /// Writes `neurons.json`.
+    /// Writes `neurons.json`: the fits of an analysis, in its coordinates.
     ///
     /// # Errors
     /// [`Error::Io`] if it cannot be written.
-    pub fn write_neurons(&self, p: usize, fits: &[NeuronFit]) -> Result<()> {
+    pub fn write_neurons(&self, found: &WeightAnalysis) -> Result<()> {
         let file = NeuronsFile {
-            p,
-            hidden: fits.len(),
-            neurons: fits.to_vec(),
+            p: found.basis.p(),
+            basis: found.basis.name(),
+            m: Some(found.basis.m()),
+            hidden: found.fits.len(),
+            neurons: found.fits.clone(),
         };
         write_json(self.file("neurons.json"), &file)
     }

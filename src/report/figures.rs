@@ -22,7 +22,7 @@ use crate::{
 
 /// What the figures are drawn from.
 pub(super) struct Inputs<'a> {
-    /// The model.
+    /// The model, in the analyses' coordinates (an addition network mod `a.m`).
     pub weights: &'a MlpWeights,
     /// Its training history, if any.
     pub history: Option<&'a History>,
@@ -246,7 +246,7 @@ fn training_curves(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 fn activation_heatmaps(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let weights = x.weights;
     let a = x.a;
-    let p = a.p;
+    let p = a.m;
     let mut figures = Vec::new();
     let posts: Vec<Vec<f64>> = a
         .config
@@ -299,7 +299,7 @@ fn activation_heatmaps(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 fn replaced_pre_activation(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let weights = x.weights;
     let a = x.a;
-    let p = a.p;
+    let p = a.m;
     let mut figures = Vec::new();
     let n0 = first_heatmap_neuron(a);
     let f0 = &a.fits[n0];
@@ -342,7 +342,7 @@ fn replaced_pre_activation(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 fn neuron_fit(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let weights = x.weights;
     let a = x.a;
-    let p = a.p;
+    let p = a.m;
     let mut figures = Vec::new();
     let n0 = first_heatmap_neuron(a);
     let f0 = &a.fits[n0];
@@ -432,7 +432,7 @@ fn neuron_fit(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 /// Neurons per frequency.
 fn frequencies(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let a = x.a;
-    let (p, h) = (a.p, a.d_hidden);
+    let (p, h) = (a.m, a.d_hidden);
     let mut figures = Vec::new();
     let top: Vec<String> = {
         let mut v: Vec<(usize, usize)> = a
@@ -473,7 +473,7 @@ fn frequencies(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 /// Fitted parameters, input a against input b.
 fn fitted_parameters(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let a = x.a;
-    let p = a.p;
+    let p = a.m;
     let mut figures = Vec::new();
     let (fcol, _) = freq_colors(&a.freqs);
     let ab = |f: &dyn Fn(&crate::fourier::NeuronFit) -> (f64, f64)| -> Vec<(f64, f64, RGBColor)> {
@@ -547,7 +547,7 @@ fn phase_sum(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 fn weight_embeddings(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let sims = x.sims;
     let a = x.a;
-    let (p, h) = (a.p, a.d_hidden);
+    let (p, h) = (a.m, a.d_hidden);
     let (fcol, flegend) = freq_colors(&a.freqs);
     let mut figures = Vec::new();
     figures.push(figure(
@@ -592,7 +592,7 @@ fn weight_embeddings(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 fn activation_embeddings(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let sims = x.sims;
     let a = x.a;
-    let (p, h) = (a.p, a.d_hidden);
+    let (p, h) = (a.m, a.d_hidden);
     let (fcol, flegend) = freq_colors(&a.freqs);
     let mut figures = Vec::new();
     figures.push(figure(
@@ -660,7 +660,7 @@ fn replacement(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             Some(&band),
         ),
         format!(
-            "Accuracy on all p² pairs as more neurons are replaced by their fitted cosines: mean and range of {} random orders, and best-fitted (mean R²) first / worst first. At {:.0}% replaced: random {}–{}, best first {}, worst first {}. All replaced (exact, f64): {} on all pairs, {} on validation; untouched: {}.",
+            "Accuracy on all the data set's pairs as more neurons are replaced by their fitted cosines: mean and range of {} random orders, and best-fitted (mean R²) first / worst first. At {:.0}% replaced: random {}–{}, best first {}, worst first {}. All replaced (exact, f64): {} on all pairs, {} on validation; untouched: {}.",
             s.draws.len(), 100.0 * s.fractions[mid], pct(s.draw_min[mid]), pct(s.draw_max[mid]), pct(s.best_first[mid]), pct(s.worst_first[mid]),
             pct(s.all_replaced), pct(s.all_replaced_val), pct(a.accuracy_full)
         ),
@@ -671,7 +671,7 @@ fn replacement(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 /// The untrained construction.
 fn construction(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let a = x.a;
-    let p = a.p;
+    let p = a.m;
     let mut figures = Vec::new();
     let c = &a.construction;
     let mean = c.mean();

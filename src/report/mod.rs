@@ -30,9 +30,10 @@ use crate::{
     },
     data::{ModularDataset, Split},
     error::{Error, Result},
-    fourier::{fit_neurons, NeuronFit},
+    fourier::NeuronFit,
     io::write_json,
     model::MlpWeights,
+    operation::Operation,
     train::History,
 };
 
@@ -90,15 +91,30 @@ pub struct Embedding {
 }
 
 /// Every number of the report.
+///
+/// The weight analyses (fits, frequencies, phases, embeddings, activations, waveforms) are of the
+/// weights read in the coordinates of the operation ([`Basis`]: the residues for addition, their
+/// discrete logarithms for multiplication), an addition network mod `m`; the accuracies are of the
+/// network itself, on the data set's pairs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// The modulus.
     pub p: usize,
+    /// The operation the network was trained on.
+    pub operation: Operation,
+    /// The coordinates of the weight analyses ([`Basis::name`]).
+    pub basis: String,
+    /// The modulus of those coordinates: `p`, or `p - 1` under a discrete log.
+    pub m: usize,
+    /// Mean R² of the neurons' cosine fits in `basis`.
+    pub mean_r2: f64,
+    /// Mean R² of the neurons' cosine fits in the identity coordinates (the residues).
+    pub mean_r2_identity: f64,
     /// Hidden neurons.
     pub d_hidden: usize,
     /// The configuration used.
     pub config: ReportConfig,
-    /// Accuracy on all p² pairs.
+    /// Accuracy on all of the data set's pairs.
     pub accuracy_full: f64,
     /// Accuracy on the validation rows.
     pub accuracy_val: f64,
@@ -176,10 +192,12 @@ fn embedding(
     ))
 }
 
-/// The analyses and the similarity matrices (kept out of [`Analysis`] for size).
+/// The analyses, the similarity matrices (kept out of [`Analysis`] for size), and the weights in
+/// the analyses' coordinates.
 struct Computed {
     analysis: Analysis,
     sims: [Vec<Vec<f64>>; 3],
+    view: MlpWeights,
 }
 
 fn compute(
@@ -214,24 +232,27 @@ fn compute(
         clock = Instant::now();
     };
     let p = weights.p();
-    let fits = fit_neurons(weights);
+    let found = analysis::analyse_weights(weights, data);
+    let view = found.basis.view(weights);
+    let m = view.p();
+    let fits = found.fits;
     let freqs = neuron_frequencies(&fits);
-    let histogram = frequency_histogram(&freqs, p);
+    let histogram = frequency_histogram(&freqs, m);
     let phases = phase_relations(&fits);
-    let accuracy_full = analysis::accuracy(weights, data, Split::Full);
+    let accuracy_full = found.full_accuracy;
     let accuracy_val = analysis::accuracy(weights, data, Split::Val);
     lap("fits and accuracy");
-    let (fc1, sim1) = embedding(&fc1_rows(weights), &freqs, config)?;
-    let (fc2, sim2) = embedding(&fc2_columns(weights), &freqs, config)?;
+    let (fc1, sim1) = embedding(&fc1_rows(&view), &freqs, config)?;
+    let (fc2, sim2) = embedding(&fc2_columns(&view), &freqs, config)?;
     lap("weights: k-means, t-SNE, similarity");
-    let (activations, sim3) = embedding(&post_by_neuron(weights), &freqs, config)?;
+    let (activations, sim3) = embedding(&post_by_neuron(&view), &freqs, config)?;
     lap("activations: k-means, t-SNE, similarity");
-    let waveforms: Vec<[WaveformFit; 3]> = (0..weights.d_hidden())
+    let waveforms: Vec<[WaveformFit; 3]> = (0..view.d_hidden())
         .map(|n| {
             [
-                fit_waveforms(&weights.input_a(n)),
-                fit_waveforms(&weights.input_b(n)),
-                fit_waveforms(&weights.output(n)),
+                fit_waveforms(&view.input_a(n)),
+                fit_waveforms(&view.input_b(n)),
+                fit_waveforms(&view.output(n)),
             ]
         })
         .collect();
@@ -248,11 +269,16 @@ fn compute(
     )?;
     lap("replacement sweep");
     let construction =
-        construction_curve(p, &config.construction_sizes, &config.construction_seeds)?;
+        construction_curve(m, &config.construction_sizes, &config.construction_seeds)?;
     lap("construction");
     Ok(Computed {
         analysis: Analysis {
             p,
+            operation: data.operation(),
+            basis: found.basis.name(),
+            m,
+            mean_r2: found.mean_r2,
+            mean_r2_identity: found.mean_r2_identity,
             d_hidden: weights.d_hidden(),
             config: config.clone(),
             accuracy_full,
@@ -274,6 +300,7 @@ fn compute(
             seconds,
         },
         sims: [sim1, sim2, sim3],
+        view,
     })
 }
 
@@ -313,7 +340,7 @@ pub fn write_report(
 ) -> Result<Analysis> {
     let computed = compute(weights, data, history, config)?;
     let drawn = figures::draw(&figures::Inputs {
-        weights,
+        weights: &computed.view,
         history,
         a: &computed.analysis,
         sims: &computed.sims,

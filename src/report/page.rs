@@ -38,7 +38,16 @@ fn summary(a: &Analysis) -> Vec<(&'static str, String)> {
         |g| g.to_string(),
     );
     vec![
-        ("accuracy, all p² pairs", pct(a.accuracy_full)),
+        ("operation", a.operation.formula()),
+        (
+            "coordinates of the fits",
+            format!("{} (period m = {})", a.basis, a.m),
+        ),
+        (
+            "mean R² of the cosine fits: these coordinates / identity",
+            format!("{:.3} / {:.3}", a.mean_r2, a.mean_r2_identity),
+        ),
+        ("accuracy, all pairs", pct(a.accuracy_full)),
         ("accuracy, validation", pct(a.accuracy_val)),
         ("grok epoch (validation accuracy ≥ 99%)", grok),
         ("distinct frequencies", a.histogram.distinct.to_string()),
@@ -86,6 +95,7 @@ pub(super) fn render(a: &Analysis, figures: &[Figure]) -> Result<String> {
         .map_err(fail)?
         .render(context! {
             p => a.p,
+            operation => a.operation.formula(),
             hidden => a.d_hidden,
             summary => summary(a),
             figures => entries,

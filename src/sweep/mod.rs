@@ -34,6 +34,7 @@ pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
+    operation::Operation,
     train::{
         shape_key, Control, Engine, Ensemble, EpochMetrics, History, TrainBackend, Trainer,
         TrainingConfig,
@@ -56,6 +57,9 @@ pub struct Grid {
     pub train_fractions: Vec<f64>,
     /// Hidden widths.
     pub hiddens: Vec<usize>,
+    /// Operations.
+    #[serde(default)]
+    pub operations: Vec<Operation>,
 }
 
 /// One model of a grid: its number in the whole grid and its configuration.
@@ -80,6 +84,7 @@ impl Grid {
             self.lrs.len(),
             self.train_fractions.len(),
             self.hiddens.len(),
+            self.operations.len(),
         ]
         .iter()
         .try_fold(1usize, |n, &len| n.checked_mul(len.max(1)))
@@ -94,11 +99,12 @@ impl Grid {
             lrs: Vec::new(),
             train_fractions: Vec::new(),
             hiddens: Vec::new(),
+            operations: Vec::new(),
         }
     }
 
-    /// Every combination, numbered from 0 in a fixed order: width, then train fraction, weight
-    /// decay, learning rate, and seed fastest.
+    /// Every combination, numbered from 0 in a fixed order: operation, width, then train
+    /// fraction, weight decay, learning rate, and seed fastest.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if the grid holds more than [`Grid::MAX_POINTS`] models; the first
@@ -123,23 +129,26 @@ impl Grid {
         }
         let base = &self.base;
         let mut points = Vec::new();
-        for &hidden in &or(&self.hiddens, base.model.d_hidden) {
-            for &fraction in &or(&self.train_fractions, base.train_fraction) {
-                for &decay in &or(&self.weight_decays, base.weight_decay) {
-                    for &lr in &or(&self.lrs, base.lr) {
-                        for &seed in &or(&self.seeds, base.seed) {
-                            let config = base
-                                .clone()
-                                .with_model(base.model.clone().with_d_hidden(hidden))
-                                .with_train_fraction(fraction)
-                                .with_weight_decay(decay)
-                                .with_lr(lr)
-                                .with_seed(seed);
-                            config.validate()?;
-                            points.push(GridPoint {
-                                index: points.len(),
-                                config,
-                            });
+        for &operation in &or(&self.operations, base.operation) {
+            for &hidden in &or(&self.hiddens, base.model.d_hidden) {
+                for &fraction in &or(&self.train_fractions, base.train_fraction) {
+                    for &decay in &or(&self.weight_decays, base.weight_decay) {
+                        for &lr in &or(&self.lrs, base.lr) {
+                            for &seed in &or(&self.seeds, base.seed) {
+                                let config = base
+                                    .clone()
+                                    .with_model(base.model.clone().with_d_hidden(hidden))
+                                    .with_train_fraction(fraction)
+                                    .with_weight_decay(decay)
+                                    .with_lr(lr)
+                                    .with_seed(seed)
+                                    .with_operation(operation);
+                                config.validate()?;
+                                points.push(GridPoint {
+                                    index: points.len(),
+                                    config,
+                                });
+                            }
                         }
                     }
                 }
@@ -206,6 +215,9 @@ pub struct ModelResult {
     pub index: usize,
     /// Seed.
     pub seed: u64,
+    /// Operation (addition in files written before there was a choice).
+    #[serde(default)]
+    pub operation: Operation,
     /// Modulus.
     pub p: usize,
     /// Hidden width.
@@ -252,6 +264,7 @@ impl ModelResult {
         Self {
             index: point.index,
             seed: c.seed,
+            operation: c.operation,
             p: c.model.p,
             hidden: c.model.d_hidden,
             train_fraction: c.train_fraction,

@@ -4,37 +4,64 @@
 use plotters::prelude::*;
 
 use super::{Grid, ModelResult};
+use crate::operation::Operation;
 use crate::report::plot::{sequential, whole_tick, PlotResult, PALETTE};
 
 /// A swept hyperparameter: its name, the grid's values, and a result's value.
 struct Axis {
     name: &'static str,
     values: Vec<f64>,
+    /// Labels of the values where they are not numbers (operations).
+    names: Option<Vec<String>>,
     of: fn(&ModelResult) -> f64,
 }
 
-/// The swept hyperparameters with more than one value, in the order train fraction, weight
-/// decay, learning rate, width.
+/// An operation as a number: its place in [`Operation::BUILT_IN`], or one past them for a custom
+/// one.
+fn operation_code(operation: &Operation) -> f64 {
+    Operation::BUILT_IN
+        .iter()
+        .position(|o| o == operation)
+        .unwrap_or(Operation::BUILT_IN.len()) as f64
+}
+
+/// The swept hyperparameters with more than one value, in the order operation, train fraction,
+/// weight decay, learning rate, width.
 fn swept_axes(grid: &Grid) -> Vec<Axis> {
     let axes = [
         Axis {
+            name: "operation",
+            values: grid.operations.iter().map(operation_code).collect(),
+            names: Some(
+                grid.operations
+                    .iter()
+                    .map(|o| o.name().to_string())
+                    .collect(),
+            ),
+            of: |r| operation_code(&r.operation),
+        },
+        Axis {
             name: "train fraction",
             values: grid.train_fractions.clone(),
+            names: None,
             of: |r| r.train_fraction,
         },
         Axis {
             name: "weight decay",
             values: grid.weight_decays.clone(),
+            names: None,
             of: |r| r.weight_decay,
         },
         Axis {
             name: "learning rate",
             values: grid.lrs.clone(),
+            names: None,
             of: |r| r.lr,
         },
         Axis {
             name: "hidden",
             values: grid.hiddens.iter().map(|&h| h as f64).collect(),
+            names: None,
             of: |r| r.hidden as f64,
         },
     ];
@@ -178,22 +205,23 @@ pub fn phase_diagram_svg(grid: &Grid, results: &[ModelResult]) -> Option<String>
             .x_label_area_size(45)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..cols as f64, rows as f64..0f64)?;
-        let label = |values: &[f64], v: f64| {
+        let label = |axis: Option<&Axis>, v: f64| {
             let i = v.floor() as usize;
-            if (v - i as f64 - 0.5).abs() < 1e-9 && i < values.len() {
-                format!("{}", values[i])
-            } else {
-                String::new()
+            match axis {
+                Some(axis) if (v - i as f64 - 0.5).abs() < 1e-9 && i < axis.values.len() => axis
+                    .names
+                    .as_ref()
+                    .map_or_else(|| format!("{}", axis.values[i]), |n| n[i].clone()),
+                _ => String::new(),
             }
         };
-        let y_values = y.as_ref().map_or(vec![], |y| y.values.clone());
         chart
             .configure_mesh()
             .disable_mesh()
             .x_labels(2 * cols + 1)
             .y_labels(2 * rows + 1)
-            .x_label_formatter(&|v| label(&x.values, *v))
-            .y_label_formatter(&|v| label(&y_values, *v))
+            .x_label_formatter(&|v| label(Some(&x), *v))
+            .y_label_formatter(&|v| label(y.as_ref(), *v))
             .x_desc(x.name)
             .y_desc(y.as_ref().map_or("", |y| y.name))
             .label_style(("sans-serif", 14))
@@ -290,6 +318,7 @@ mod tests {
         ModelResult {
             index: 0,
             seed: 1,
+            operation: Operation::Add,
             p: 7,
             hidden: 4,
             train_fraction: 0.5,

@@ -37,10 +37,13 @@ macro_rules! dispatch {
     };
 }
 
-/// What members of one ensemble must share: `(p, d_hidden, train_fraction bits, batch_size,
-/// epochs, engine)`.
-pub fn shape_key(config: &TrainingConfig) -> (usize, usize, u64, usize, usize, Engine) {
+/// What members of one ensemble must share: `(operation, p, d_hidden, train_fraction bits,
+/// batch_size, epochs, engine)`.
+pub fn shape_key(
+    config: &TrainingConfig,
+) -> (&'static str, usize, usize, u64, usize, usize, Engine) {
     (
+        config.operation.name(),
         config.model.p,
         config.model.d_hidden,
         config.train_fraction.to_bits(),
@@ -118,15 +121,15 @@ impl<B: TrainBackend> Ensemble<B> {
                 return Err(Error::InvalidConfig {
                     field: "configs",
                     value: format!("{:?}", shape_key(config)),
-                    reason: "members of one ensemble must share p, width, train fraction, \
-                             batch size, epochs and engine",
+                    reason: "members of one ensemble must share operation, p, width, train \
+                             fraction, batch size, epochs and engine",
                 });
             }
         }
         let (p, h) = (first.model.p, first.model.d_hidden);
         let data = configs
             .iter()
-            .map(|c| ModularDataset::new(p, c.train_fraction, c.seed))
+            .map(|c| ModularDataset::with_operation(p, c.operation, c.train_fraction, c.seed))
             .collect::<Result<Vec<_>>>()?;
         let elapsed = starts.first().map_or(Duration::ZERO, |s| s.elapsed);
         let mut histories = Vec::with_capacity(configs.len());

@@ -48,6 +48,7 @@ use crate::{
     data::{train_rows_for, ModularDataset, SplitTensors},
     error::{self, Error},
     model::{Mlp, MlpConfig},
+    operation::Operation,
 };
 
 /// Validation accuracy at which a run counts as generalised (the notebook's 99%).
@@ -59,7 +60,10 @@ pub struct TrainingConfig {
     /// The network (default p = 113, d_hidden = 100).
     #[config(default = "MlpConfig::new()")]
     pub model: MlpConfig,
-    /// Fraction of the p² pairs used for training.
+    /// The operation the data set is labelled with (default addition, the notebook's).
+    #[config(default = "Operation::Add")]
+    pub operation: Operation,
+    /// Fraction of the data set's pairs used for training.
     #[config(default = 0.8)]
     pub train_fraction: f64,
     /// Number of passes over the training rows.
@@ -138,7 +142,13 @@ impl TrainingConfig {
     /// The [`Error`] variant naming the first invalid field.
     pub fn validate(&self) -> error::Result<()> {
         self.model.validate()?;
-        train_rows_for(self.model.p, self.train_fraction)?;
+        let p = self.model.p;
+        self.operation.check(p)?;
+        let rows = match self.operation {
+            Operation::Div => p * (p - 1),
+            _ => p * p,
+        };
+        train_rows_for(p, rows, self.train_fraction)?;
         let invalid = |field, value: String, reason| {
             Err(Error::InvalidConfig {
                 field,

@@ -229,11 +229,11 @@ fn grid_logits_agree_with_the_exact_forward_pass() {
     }
     let data = ModularDataset::new(p, 0.5, 1).unwrap();
     assert_eq!(
-        logits.accuracy(),
+        logits.accuracy(&data),
         analysis::accuracy(&w, &data, Split::Full)
     );
     assert_eq!(
-        GridLogits::zeros(p).accuracy(),
+        GridLogits::zeros(p).accuracy(&data),
         1.0 / p as f64,
         "class 0 on ties"
     );

@@ -13,6 +13,7 @@ mod interop;
 mod io;
 mod model;
 mod notebook_model;
+mod operations;
 mod report;
 mod sweep;
 mod training;
