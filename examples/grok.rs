@@ -11,10 +11,11 @@ use std::{
 use anyhow::{bail, Context};
 use clap::Parser;
 use grokking::{
-    analysis,
+    analysis::{self, progress::progress_measures},
     io::{
         checkpoint,
         run_folder::{RunFolder, Summary},
+        snapshots::{self, Snapshots},
     },
     Engine, MlpConfig, Operation, TrainBackend, Trainer, TrainingConfig,
 };
@@ -82,6 +83,12 @@ struct Args {
     /// every N epochs, atomically; 0 writes none.
     #[arg(long, default_value_t = 0)]
     checkpoint_every: usize,
+    /// Keep the weights every N epochs and after the last one in `snapshots.safetensors` (one
+    /// file, written with each checkpoint and at the end), and measure the training dynamics
+    /// (`progress.json`, the report's dynamics figure); 0 keeps none. With --resume, the interval
+    /// to go on with.
+    #[arg(long, default_value_t = 0)]
+    snapshot_every: usize,
     /// Continue the killed run in this folder from its checkpoint (its config is used; the
     /// training options above are ignored).
     #[arg(long, conflicts_with = "out")]
@@ -95,14 +102,27 @@ fn main() -> ExitCode {
 /// Training was checked against the machine's memory by `TrainingConfig::validate`; the report
 /// after it needs more (unless `--no-report`), checked too before anything is written.
 fn check_report_memory(args: &Args, config: &TrainingConfig) -> anyhow::Result<()> {
-    if !args.no_report {
-        let (p, h) = (config.model.p, config.model.d_hidden);
-        grokking::memory::check(
-            &format!("training and the report for p = {p} and {h} hidden units"),
-            config.memory_estimate() + grokking::report::memory_estimate(p, h),
-        )?;
-    }
+    let (p, h) = (config.model.p, config.model.d_hidden);
+    let snapshots = match args.snapshot_every {
+        0 => 0,
+        every => (config.epochs / every + 1) as u64 * Snapshots::bytes_per_snapshot(config),
+    };
+    let report = if args.no_report && snapshots == 0 {
+        0
+    } else {
+        grokking::report::memory_estimate(p, h)
+    };
+    grokking::memory::check(
+        &format!("training, snapshots and the report for p = {p} and {h} hidden units"),
+        config.memory_estimate() + snapshots + report,
+    )?;
     Ok(())
+}
+
+/// Whether the weights after `epoch` (from 0) are kept.
+fn snapshot_due(args: &Args, epoch: usize, epochs: usize) -> bool {
+    args.snapshot_every > 0
+        && ((epoch + 1).is_multiple_of(args.snapshot_every) || epoch + 1 == epochs)
 }
 
 fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
@@ -118,6 +138,7 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         // config.json records the engine that ran, not `Auto`.
         .with_engine(Engine::from(args.engine).resolve())
         .with_threads(args.threads.map(|t| t as usize));
+    let mut kept_snapshots = None;
     let (folder, trainer) = match &args.resume {
         Some(dir) => {
             if dir.join("summary.json").exists() {
@@ -134,7 +155,15 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             check_report_memory(args, &state.config)?;
             println!("resuming {} after epoch {}", dir.display(), state.epoch());
             let folder = RunFolder::open(dir)?;
+            let epoch = state.epoch();
             let trainer = Trainer::<B>::from_state(state, device)?;
+            // The snapshots up to the checkpoint are kept; later ones are taken again.
+            let path = folder.file(snapshots::FILE_NAME);
+            if path.exists() {
+                let mut kept = Snapshots::load(&path).context("reading the run's snapshots")?;
+                kept.truncate_after(epoch.saturating_sub(1));
+                kept_snapshots = Some(kept);
+            }
             // config.json records what the run goes on with (engine, threads).
             folder.write_config(trainer.config())?;
             (folder, trainer)
@@ -153,6 +182,8 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         }
     };
     let config = trainer.config().clone();
+    let mut snapshots = (args.snapshot_every > 0)
+        .then(|| kept_snapshots.unwrap_or_else(|| Snapshots::new(config.clone())));
 
     let bar = ProgressBar::new(config.epochs as u64).with_style(
         ProgressStyle::with_template(
@@ -179,9 +210,20 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
                 break;
             }
         }
+        if let Some(snapshots) = snapshots
+            .as_mut()
+            .filter(|_| snapshot_due(args, m.epoch, config.epochs))
+        {
+            snapshots.push(m.epoch, &trainer.weights())?;
+        }
         if args.checkpoint_every > 0 && (m.epoch + 1) % args.checkpoint_every == 0 {
             let path = folder.file(checkpoint::FILE_NAME);
-            if let Err(e) = checkpoint::save_state(&path, &trainer.state()) {
+            let saved =
+                checkpoint::save_state(&path, &trainer.state()).and_then(|()| match &snapshots {
+                    Some(s) => s.save(folder.file(snapshots::FILE_NAME)),
+                    None => Ok(()),
+                });
+            if let Err(e) = saved {
                 write_error = Some(anyhow::Error::from(e).context("writing the checkpoint"));
                 break;
             }
@@ -191,10 +233,34 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     if let Some(e) = write_error {
         return Err(e.context("writing the run folder"));
     }
+    // A run stopped early keeps its last epoch too.
+    if let Some(snapshots) = snapshots.as_mut() {
+        if let Some(last) = trainer.history().last().map(|m| m.epoch) {
+            if snapshots.epochs().last() != Some(&last) {
+                snapshots.push(last, &trainer.weights())?;
+            }
+        }
+    }
     let trained = trainer.finish();
     let history = &trained.history;
     folder.write_metrics(history)?;
     folder.write_model(&trained.model)?;
+    let progress = match &snapshots {
+        Some(snapshots) => {
+            snapshots.save(folder.file(snapshots::FILE_NAME))?;
+            let start = Instant::now();
+            let measures = progress_measures(snapshots, None)?;
+            measures.write(folder.file("progress.json"))?;
+            println!(
+                "progress measures of {} snapshots in {:.2} s (key frequencies {:?})",
+                snapshots.len(),
+                start.elapsed().as_secs_f64(),
+                measures.key_frequencies
+            );
+            Some(measures)
+        }
+        None => None,
+    };
 
     let weights = trained.model.weights();
     let found = analysis::analyse_weights(&weights, &trained.data);
@@ -254,6 +320,7 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             &weights,
             &trained.data,
             Some(history),
+            progress.as_ref(),
             &report,
         ) {
             Ok(_) => println!("report.html in {:.2} s", start.elapsed().as_secs_f64()),

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod fast;
 pub mod frequencies;
 pub mod phases;
+pub mod progress;
 pub mod replace;
 pub mod similarity;
 pub mod sweep_replacement;

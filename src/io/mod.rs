@@ -9,6 +9,7 @@ pub mod pytorch;
 pub mod record;
 pub mod run_folder;
 pub mod safetensors;
+pub mod snapshots;
 
 use std::{
     collections::BTreeMap,

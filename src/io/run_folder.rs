@@ -115,7 +115,7 @@ impl RunFolder {
     /// The files a run or an analysis writes, `summary.json` (the mark of a finished run) first:
     /// what [`RunFolder::clear`] removes before a new run starts, so no file of the old run is
     /// left beside the new one.
-    pub const RUN_FILES: [&'static str; 9] = [
+    pub const RUN_FILES: [&'static str; 11] = [
         "summary.json",
         super::checkpoint::FILE_NAME,
         "config.json",
@@ -125,6 +125,8 @@ impl RunFolder {
         "model.safetensors",
         "analysis.json",
         "report.html",
+        super::snapshots::FILE_NAME,
+        "progress.json",
     ];
 
     /// Creates the folder at `path` for a new run or analysis. A folder that already holds a run

@@ -3,7 +3,7 @@
 
 use std::f64::consts::PI;
 
-use plotters::style::RGBColor;
+use plotters::style::{RGBColor, BLACK};
 
 use super::{
     page::{opt, pct},
@@ -14,6 +14,7 @@ use crate::{
     analysis::{
         activations::{grid, pre_grid},
         phases::wrap_angle,
+        progress::ProgressMeasures,
     },
     error::{Error, Result},
     model::MlpWeights,
@@ -30,6 +31,8 @@ pub(super) struct Inputs<'a> {
     pub a: &'a Analysis,
     /// Cosine similarities of fc1 rows, fc2 columns and activations.
     pub sims: &'a [Vec<Vec<f64>>; 3],
+    /// Progress measures along training, if snapshots were kept.
+    pub progress: Option<&'a ProgressMeasures>,
 }
 
 /// One figure of the page.
@@ -70,8 +73,9 @@ type Topic = fn(&Inputs<'_>) -> Result<Vec<Figure>>;
 /// # Errors
 /// [`Error::Analysis`] if plotters fails to draw one.
 pub(super) fn draw(x: &Inputs<'_>) -> Result<Vec<Figure>> {
-    let topics: [Topic; 12] = [
+    let topics: [Topic; 13] = [
         training_curves,
+        dynamics,
         activation_heatmaps,
         replaced_pre_activation,
         neuron_fit,
@@ -240,6 +244,189 @@ fn training_curves(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         )?);
     }
     Ok(figures)
+}
+
+/// The memorisation epoch (training accuracy ≥ 99%) and the grokking epoch (validation accuracy
+/// ≥ 99%): from the history when there is one, else from the snapshots.
+pub(super) fn phase_epochs(
+    history: Option<&History>,
+    progress: &ProgressMeasures,
+) -> (Option<usize>, Option<usize>) {
+    let threshold = crate::train::GROK_THRESHOLD;
+    match history.filter(|h| !h.epochs.is_empty()) {
+        Some(h) => (
+            h.epochs
+                .iter()
+                .find(|m| m.train_acc >= threshold)
+                .map(|m| m.epoch),
+            h.grok_epoch(),
+        ),
+        None => (
+            progress.first_reaching(&progress.train_acc, threshold),
+            progress.first_reaching(&progress.val_acc, threshold),
+        ),
+    }
+}
+
+/// The progress measures over training, with the memorisation and grokking epochs marked.
+fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
+    let Some(m) = x.progress.filter(|m| !m.epochs.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let (memorised, grokked) = phase_epochs(x.history, m);
+    let xs = |values: &[f64]| -> Vec<(f64, f64)> {
+        m.epochs
+            .iter()
+            .zip(values)
+            .map(|(&e, &v)| (e as f64, v))
+            .collect()
+    };
+    let x_range = (0.0, *m.epochs.last().expect("non-empty") as f64 + 1.0);
+    let marks = |lo: f64, hi: f64| -> Vec<Line> {
+        [
+            (memorised, "memorised (train acc ≥ 99%)", PALETTE[4]),
+            (grokked, "grokked (val acc ≥ 99%)", BLACK),
+        ]
+        .into_iter()
+        .filter_map(|(epoch, label, color)| {
+            epoch.map(|e| Line {
+                label: format!("{label}: epoch {e}"),
+                points: vec![(e as f64, lo), (e as f64, hi)],
+                color,
+                markers: false,
+                line: true,
+            })
+        })
+        .collect()
+    };
+    let losses: Vec<f64> = [
+        &m.train_loss,
+        &m.val_loss,
+        &m.restricted_loss,
+        &m.excluded_loss,
+    ]
+    .iter()
+    .flat_map(|v| v.iter().copied())
+    .filter(|v| v.is_finite() && *v > 0.0)
+    .collect();
+    let lo = losses
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-12);
+    let hi = losses.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
+    let mut loss_lines = vec![
+        Line {
+            label: "train".into(),
+            points: xs(&m.train_loss),
+            color: PALETTE[0],
+            markers: false,
+            line: true,
+        },
+        Line {
+            label: "validation".into(),
+            points: xs(&m.val_loss),
+            color: PALETTE[1],
+            markers: false,
+            line: true,
+        },
+        Line {
+            label: "restricted (key frequencies only, all pairs)".into(),
+            points: xs(&m.restricted_loss),
+            color: PALETTE[2],
+            markers: false,
+            line: true,
+        },
+        Line {
+            label: "excluded (key frequencies removed, train pairs)".into(),
+            points: xs(&m.excluded_loss),
+            color: PALETTE[3],
+            markers: false,
+            line: true,
+        },
+    ];
+    loss_lines.extend(marks(lo / 1.5, hi * 1.5));
+    let mut share_lines = vec![
+        Line {
+            label: "Gini, fc1 per frequency".into(),
+            points: xs(&m.gini_fc1),
+            color: PALETTE[0],
+            markers: false,
+            line: true,
+        },
+        Line {
+            label: "Gini, fc2 per frequency".into(),
+            points: xs(&m.gini_fc2),
+            color: PALETTE[1],
+            markers: false,
+            line: true,
+        },
+        Line {
+            label: "neurons with one frequency".into(),
+            points: xs(&m.single_frequency_share),
+            color: PALETTE[2],
+            markers: false,
+            line: true,
+        },
+        Line {
+            label: "accuracy, all neurons replaced".into(),
+            points: xs(&m.replaced_accuracy),
+            color: PALETTE[3],
+            markers: false,
+            line: true,
+        },
+    ];
+    share_lines.extend(marks(0.0, 1.02));
+    let norm_hi = m
+        .weight_norm
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
+        * 1.05;
+    let mut norm_lines = vec![Line {
+        label: "Σ fc1² + Σ fc2²".into(),
+        points: xs(&m.weight_norm),
+        color: PALETTE[0],
+        markers: false,
+        line: true,
+    }];
+    norm_lines.extend(marks(0.0, norm_hi));
+    let axes = |title: &str, y_label: &str, y_range: (f64, f64), log_y: bool| Axes {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y_label.into(),
+        x_range,
+        y_range,
+        log_y,
+        whole_x: true,
+        ..Axes::default()
+    };
+    let loss_axes = axes("Loss (log y)", "cross-entropy", (lo / 1.5, hi * 1.5), true);
+    let share_axes = axes(
+        "Fourier sparsity and replacement",
+        "value",
+        (0.0, 1.02),
+        false,
+    );
+    let norm_axes = axes(
+        "Total squared weight",
+        "Σ w²",
+        (0.0, norm_hi.max(1e-12)),
+        false,
+    );
+    let last = m.epochs.len() - 1;
+    let epoch = |e: Option<usize>| e.map_or("never".into(), |e| e.to_string());
+    Ok(vec![figure(
+        "dynamics.svg",
+        "Training dynamics: progress measures",
+        plot::line_panels((620, 440), &[(&loss_axes, &loss_lines, None), (&share_axes, &share_lines, None), (&norm_axes, &norm_lines, None)]),
+        format!(
+            "Progress measures (Nanda et al. 2023, adapted; definitions in docs/analysis.md) at {} snapshots, in {} coordinates (period {}), key frequencies {:?} (from the last snapshot). Memorised (train accuracy ≥ 99%) at epoch {}, grokked (validation accuracy ≥ 99%) at epoch {}. Last snapshot: restricted loss {:.3e}, excluded loss {:.3e}, Gini fc1 {:.3}, neurons with one frequency {}, all replaced {}, Σw² {:.1}.",
+            m.epochs.len(), m.basis, m.m, m.key_frequencies, epoch(memorised), epoch(grokked),
+            m.restricted_loss[last], m.excluded_loss[last], m.gini_fc1[last], pct(m.single_frequency_share[last]), pct(m.replaced_accuracy[last]), m.weight_norm[last]
+        ),
+    )?])
 }
 
 /// Post-ReLU activations of the heatmap neurons over the (a, b) grid.

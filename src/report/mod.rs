@@ -24,6 +24,7 @@ use crate::{
         embed::tsne,
         frequencies::{frequency_histogram, neuron_frequencies, FrequencyHistogram},
         phases::{phase_relations, PhaseRelations},
+        progress::ProgressMeasures,
         similarity::{cosine_similarity, fc1_rows, fc2_columns, isometric_coordinates},
         sweep_replacement::{replacement_sweep, ReplacementSweep},
         waveform::{fit_waveforms, summarize, WaveformFit, WaveformSummary},
@@ -327,7 +328,9 @@ pub fn analyze(
 }
 
 /// Runs every analysis and writes `figures/*.svg`, `analysis.json` and `report.html` into
-/// `folder` (created if missing), each file atomically. Returns the numbers.
+/// `folder` (created if missing), each file atomically. Returns the numbers. With `progress`
+/// (measures of the run's snapshots, [`progress_measures`](crate::analysis::progress::progress_measures)),
+/// the page gains a training-dynamics figure.
 ///
 /// # Errors
 /// As [`analyze`]; [`Error::Io`] if a file cannot be written.
@@ -336,6 +339,7 @@ pub fn write_report(
     weights: &MlpWeights,
     data: &ModularDataset,
     history: Option<&History>,
+    progress: Option<&ProgressMeasures>,
     config: &ReportConfig,
 ) -> Result<Analysis> {
     let computed = compute(weights, data, history, config)?;
@@ -344,6 +348,7 @@ pub fn write_report(
         history,
         a: &computed.analysis,
         sims: &computed.sims,
+        progress,
     })?;
     let page = page::render(&computed.analysis, &drawn)?;
     let dir = folder.join("figures");

@@ -14,6 +14,7 @@ mod io;
 mod model;
 mod notebook_model;
 mod operations;
+mod progress;
 mod report;
 mod sweep;
 mod training;

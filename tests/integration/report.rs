@@ -43,8 +43,15 @@ fn report_writes_figures_page_and_numbers() {
             .collect(),
     };
     let dir = tempfile::tempdir().unwrap();
-    let analysis =
-        write_report(dir.path(), &weights, &data, Some(&history), &small_config()).unwrap();
+    let analysis = write_report(
+        dir.path(),
+        &weights,
+        &data,
+        Some(&history),
+        None,
+        &small_config(),
+    )
+    .unwrap();
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     let figures: Vec<&str> = html
         .split("src=\"figures/")
@@ -204,7 +211,7 @@ fn fixture_report_numbers() {
             .unwrap();
     let data = ModularDataset::new(113, 0.8, 1337).unwrap();
     let out = std::env::temp_dir().join("grokking-fixture-report");
-    let a = write_report(&out, &weights, &data, None, &ReportConfig::default()).unwrap();
+    let a = write_report(&out, &weights, &data, None, None, &ReportConfig::default()).unwrap();
     println!("written to {}", out.display());
     println!(
         "median gap {:?}, all-3 agree {}, distinct {}, ARI fc1 {:.3} fc2 {:.3} act {:.3}",
