@@ -71,6 +71,6 @@ pub use operation::{CustomOperation, Operation};
 pub use step::{AdamState, StepBackend};
 pub use train::checkpoint::TrainerState;
 pub use train::{
-    train, Control, Engine, EpochMetrics, EpochObserver, History, TrainBackend, Trained, Trainer,
-    TrainingConfig,
+    train, Control, Engine, Epoch, EpochMetrics, EpochObserver, History, TrainBackend, Trained,
+    Trainer, TrainingConfig,
 };

@@ -260,9 +260,28 @@ impl RunFolder {
 }
 
 /// The CSV text of a history: [`METRICS_HEADER`] and one row per epoch ([`EpochMetrics`]'s
-/// fields, in order).
+/// fields, in order), then the history's own columns ([`History::record`]; empty where a value
+/// was not recorded).
 pub fn metrics_csv(history: &History) -> String {
-    super::csv_text(&history.epochs)
+    let text = super::csv_text(&history.epochs);
+    if history.columns.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() * 2);
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(line);
+        for (name, values) in &history.columns {
+            out.push(',');
+            if i == 0 {
+                // Names are checked by `History::record`: letters, digits and `_`.
+                out.push_str(name);
+            } else if let Some(v) = values.get(i - 1).filter(|v| !v.is_nan()) {
+                out.push_str(&v.to_string());
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -279,12 +298,30 @@ mod tests {
             val_acc,
             seconds: 0.125,
         };
-        let history = History {
-            epochs: vec![m(0, 0.5), m(1, 0.9921875)],
+        let mut history = History {
+            epochs: vec![m(0, 0.5), m(1, 0.9921875), m(2, 1.0)],
+            columns: Vec::new(),
         };
         let text = metrics_csv(&history);
         assert_eq!(text.lines().next(), Some(METRICS_HEADER));
-        assert_eq!(text.lines().count(), 3);
+        assert_eq!(text.lines().count(), 4);
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let back: Vec<EpochMetrics> = reader.deserialize().map(|row| row.unwrap()).collect();
+        assert_eq!(back, history.epochs);
+        // Columns of the observer's own, recorded at some epochs only.
+        history.epochs.truncate(1);
+        history.record("norm", 2.5).unwrap();
+        history.epochs.push(m(1, 0.9921875));
+        history.epochs.push(m(2, 1.0));
+        history.record("lr", 1e-3).unwrap();
+        assert!(history.record("val_acc", 1.0).is_err());
+        assert!(history.record("a,b", 1.0).is_err());
+        let text = metrics_csv(&history);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("{METRICS_HEADER},norm,lr"));
+        assert!(lines[1].ends_with(",2.5,"), "{}", lines[1]);
+        assert!(lines[2].ends_with(",,"), "{}", lines[2]);
+        assert!(lines[3].ends_with(",,0.001"), "{}", lines[3]);
         let mut reader = csv::Reader::from_reader(text.as_bytes());
         let back: Vec<EpochMetrics> = reader.deserialize().map(|row| row.unwrap()).collect();
         assert_eq!(back, history.epochs);

@@ -202,6 +202,7 @@ fn training_curves(x: &Inputs<'_>) -> Result<Vec<Figure>> {
                     log_y: true,
                     whole_x: true,
                     x_keys: None,
+                    legend_upper: false,
                 },
                 &[
                     Line { label: "train".into(), points: xs(|m| m.train_loss), color: PALETTE[0], markers: false, line: true },
@@ -229,6 +230,7 @@ fn training_curves(x: &Inputs<'_>) -> Result<Vec<Figure>> {
                     log_y: false,
                     whole_x: true,
                     x_keys: None,
+                    legend_upper: false,
                 },
                 &[
                     Line { label: "train".into(), points: xs(|m| m.train_acc), color: PALETTE[0], markers: false, line: true },
@@ -345,7 +347,7 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             line: true,
         },
     ];
-    loss_lines.extend(marks(lo / 1.5, hi * 1.5));
+    loss_lines.extend(marks(lo / 1.5, hi * 1000.0));
     let mut share_lines = vec![
         Line {
             label: "Gini, fc1 per frequency".into(),
@@ -376,7 +378,7 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             line: true,
         },
     ];
-    share_lines.extend(marks(0.0, 1.02));
+    share_lines.extend(marks(0.0, 1.7));
     let norm_hi = m
         .weight_norm
         .iter()
@@ -392,7 +394,8 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         line: true,
     }];
     norm_lines.extend(marks(0.0, norm_hi));
-    let axes = |title: &str, y_label: &str, y_range: (f64, f64), log_y: bool| Axes {
+    // The legends of the first two panels go above their curves, in room left at the top.
+    let axes = |title: &str, y_label: &str, y_range: (f64, f64), log_y: bool, legend_upper| Axes {
         title: title.into(),
         x_label: "epoch".into(),
         y_label: y_label.into(),
@@ -400,21 +403,25 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         y_range,
         log_y,
         whole_x: true,
+        legend_upper,
         ..Axes::default()
     };
-    let loss_axes = axes("Loss (log y)", "cross-entropy", (lo / 1.5, hi * 1.5), true);
+    let loss_axes = axes(
+        "Loss (log y)",
+        "cross-entropy",
+        (lo / 1.5, hi * 1000.0),
+        true,
+        true,
+    );
     let share_axes = axes(
         "Fourier sparsity and replacement",
         "value",
-        (0.0, 1.02),
+        (0.0, 1.7),
         false,
+        true,
     );
-    let norm_axes = axes(
-        "Total squared weight",
-        "Σ w²",
-        (0.0, norm_hi.max(1e-12)),
-        false,
-    );
+    let norm_range = (0.0, norm_hi.max(1e-12));
+    let norm_axes = axes("Total squared weight", "Σ w²", norm_range, false, false);
     let last = m.epochs.len() - 1;
     let epoch = |e: Option<usize>| e.map_or("never".into(), |e| e.to_string());
     Ok(vec![figure(
@@ -427,6 +434,16 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             m.restricted_loss[last], m.excluded_loss[last], m.gini_fc1[last], pct(m.single_frequency_share[last]), pct(m.replaced_accuracy[last]), m.weight_norm[last]
         ),
     )?])
+}
+
+/// The axis name of an operand (`a`, `b`, or `x` for any) in the analyses' coordinates: itself
+/// for the residues, its coordinate otherwise (`y(a)`, the discrete log of a under a discrete log).
+fn operand(a: &Analysis, name: &str) -> String {
+    if a.basis == "identity" {
+        name.into()
+    } else {
+        format!("y({name}), {}", a.basis)
+    }
 }
 
 /// Post-ReLU activations of the heatmap neurons over the (a, b) grid.
@@ -465,8 +482,8 @@ fn activation_heatmaps(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             values: v,
             rows: p,
             cols: p,
-            row_label: "a".into(),
-            col_label: "b".into(),
+            row_label: operand(a, "a"),
+            col_label: operand(a, "b"),
         })
         .collect();
     figures.push(figure(
@@ -474,8 +491,9 @@ fn activation_heatmaps(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         "Post-ReLU activations over the (a, b) grid",
         plot::heatmaps(380, &panels, &plot::sequential),
         format!(
-            "post[a, b] = relu(fc1[n, a] + fc1[n, p + b]) for neurons {:?}, each scaled to its maximum (dark = 0, yellow = max). Stripes along a + b = const show a neuron reading the sum through one frequency; the frequencies are {:?}.",
+            "post[a, b] = relu(fc1[n, a] + fc1[n, p + b]) for neurons {:?}, each scaled to its maximum (dark = 0, yellow = max), over the operands' coordinates ({}). Stripes along y(a) + y(b) = const show a neuron reading the operation through one frequency; the frequencies are {:?}.",
             a.config.heatmap_neurons,
+            a.basis,
             a.config.heatmap_neurons.iter().map(|&n| a.freqs[n]).collect::<Vec<_>>()
         ),
     )?);
@@ -512,8 +530,8 @@ fn replaced_pre_activation(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         plot::heatmaps(
             380,
             &[
-                Heatmap { title: format!("neuron {n0}: trained"), values: &bn, rows: p, cols: p, row_label: "a".into(), col_label: "b".into() },
-                Heatmap { title: format!("neuron {n0}: cosines"), values: &an, rows: p, cols: p, row_label: "a".into(), col_label: "b".into() },
+                Heatmap { title: format!("neuron {n0}: trained"), values: &bn, rows: p, cols: p, row_label: operand(a, "a"), col_label: operand(a, "b") },
+                Heatmap { title: format!("neuron {n0}: cosines"), values: &an, rows: p, cols: p, row_label: operand(a, "a"), col_label: operand(a, "b") },
             ],
             &plot::diverging,
         ),
@@ -554,14 +572,14 @@ fn neuron_fit(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             let pad = 0.1 * (hi - lo).max(1e-9);
             Axes {
                 title: format!("neuron {n0}, {name}: k = {}, R² = {:.3}", fit.freq, fit.r2),
-                x_label: "x".into(),
+                x_label: operand(a, "x"),
                 y_label: "weight".into(),
                 x_range: (0.0, p as f64 - 1.0),
                 y_range: (lo - pad, hi + pad * 3.0),
                 log_x: false,
                 log_y: false,
                 whole_x: true,
-                x_keys: None,
+                ..Axes::default()
             }
         })
         .collect();

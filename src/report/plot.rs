@@ -129,6 +129,9 @@ pub struct Axes {
     pub whole_x: bool,
     /// The labelled x positions of a logarithmic x axis (default: the powers of ten).
     pub x_keys: Option<Vec<f64>>,
+    /// The legend in the upper right corner (for charts whose curves end low) instead of the
+    /// lower right.
+    pub legend_upper: bool,
 }
 
 /// A band (filled area between two curves) under the lines.
@@ -203,7 +206,11 @@ macro_rules! draw_lines {
             .label_font(FONT)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(if $axes.legend_upper {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
             .draw()?;
     }};
 }

@@ -201,6 +201,11 @@ impl<B: TrainBackend> Ensemble<B> {
         &self.histories
     }
 
+    /// Member `k`'s history, to record columns in.
+    pub(crate) fn history_mut(&mut self, k: usize) -> &mut History {
+        &mut self.histories[k]
+    }
+
     /// Seconds spent training so far.
     pub fn elapsed(&self) -> Duration {
         self.elapsed

@@ -243,9 +243,78 @@ pub struct EpochMetrics {
 pub struct History {
     /// One entry per completed epoch, in order.
     pub epochs: Vec<EpochMetrics>,
+    /// Columns an observer added ([`Epoch::record`]), in the order first recorded: a name and
+    /// one value per epoch up to the last it was recorded at (NaN where it was not).
+    #[serde(default, deserialize_with = "columns_with_nulls")]
+    pub columns: Vec<(String, Vec<f64>)>,
+}
+
+/// Reads [`History::columns`] whose NaNs JSON wrote as `null`.
+fn columns_with_nulls<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, Vec<f64>)>, D::Error> {
+    let raw: Vec<(String, Vec<Option<f64>>)> = Deserialize::deserialize(deserializer)?;
+    Ok(raw
+        .into_iter()
+        .map(|(name, values)| {
+            let values = values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            (name, values)
+        })
+        .collect())
 }
 
 impl History {
+    /// Records `value` in column `name` for the last epoch (a custom metric: it becomes a column
+    /// of metrics.csv).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if there is no epoch yet, or the name is empty, holds anything
+    /// but ASCII letters, digits and `_`, or is one of [`EpochMetrics`]'s.
+    pub fn record(&mut self, name: &str, value: f64) -> error::Result<()> {
+        const BUILT_IN: [&str; 6] = [
+            "epoch",
+            "train_loss",
+            "val_loss",
+            "train_acc",
+            "val_acc",
+            "seconds",
+        ];
+        if name.is_empty()
+            || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+            || BUILT_IN.contains(&name)
+        {
+            return Err(Error::InvalidConfig {
+                field: "column",
+                value: name.into(),
+                reason: "a metrics column is named by ASCII letters, digits and _, and not as a built-in one",
+            });
+        }
+        let n = self.epochs.len();
+        if n == 0 {
+            return Err(Error::InvalidConfig {
+                field: "column",
+                value: name.into(),
+                reason: "a value is recorded for an epoch that has run",
+            });
+        }
+        let column = match self.columns.iter().position(|(c, _)| c == name) {
+            Some(i) => &mut self.columns[i].1,
+            None => {
+                self.columns.push((name.into(), Vec::new()));
+                &mut self.columns.last_mut().expect("just pushed").1
+            }
+        };
+        column.resize(n - 1, f64::NAN);
+        column.push(value);
+        Ok(())
+    }
+
+    /// The value of column `name` at epoch `epoch` (NaN where it was not recorded).
+    pub fn column(&self, name: &str, epoch: usize) -> Option<f64> {
+        let (_, values) = self.columns.iter().find(|(c, _)| c == name)?;
+        Some(values.get(epoch).copied().unwrap_or(f64::NAN))
+    }
+
     /// The first epoch whose validation accuracy reaches `threshold`.
     pub fn first_epoch_reaching(&self, threshold: f64) -> Option<usize> {
         self.epochs
@@ -388,6 +457,56 @@ impl<B: TrainBackend> Trainer<B> {
         self.ensemble.run_epoch()[0]
     }
 
+    /// Runs the remaining epochs of the configuration, calling `observer` after each with the
+    /// run as it stands ([`Epoch`]): it can read the weights, change the learning rate and weight
+    /// decay (a schedule), record its own metrics as columns of the history, or stop.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::{Autodiff, NdArray};
+    /// use grokking::{Control, Epoch, MlpConfig, Trainer, TrainingConfig};
+    /// let config = TrainingConfig::new()
+    ///     .with_model(MlpConfig::new().with_p(7).with_d_hidden(8))
+    ///     .with_epochs(4);
+    /// let trainer = Trainer::<Autodiff<NdArray>>::new(&config, &Default::default())?;
+    /// let trained = trainer.run_with(|epoch: &mut Epoch<'_, Autodiff<NdArray>>| {
+    ///     let norm: f32 = epoch.weights().fc1().iter().map(|w| w * w).sum();
+    ///     epoch.record("fc1_norm", norm as f64).unwrap();
+    ///     // Halve the learning rate after epoch 1.
+    ///     if epoch.metrics().epoch == 1 {
+    ///         epoch.set_lr_and_weight_decay(1.5e-3, 0.5).unwrap();
+    ///     }
+    ///     Control::Continue
+    /// });
+    /// assert_eq!(trained.history.columns[0].1.len(), 4);
+    /// # Ok::<(), grokking::Error>(())
+    /// ```
+    pub fn run_with(
+        mut self,
+        mut observer: impl FnMut(&mut Epoch<'_, B>) -> Control,
+    ) -> Trained<B::InnerBackend> {
+        while self.history().epochs.len() < self.config().epochs {
+            let metrics = self.run_epoch();
+            let mut epoch = Epoch {
+                trainer: &mut self,
+                metrics,
+            };
+            if observer(&mut epoch) == Control::Stop {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    /// Records `value` in column `name` of the history for the last epoch (see
+    /// [`History::record`]).
+    ///
+    /// # Errors
+    /// As [`History::record`].
+    pub fn record(&mut self, name: &str, value: f64) -> error::Result<()> {
+        self.ensemble.history_mut(0).record(name, value)
+    }
+
     /// Runs the remaining epochs of the configuration, calling `observer` after each.
     pub fn run(mut self, mut observer: impl EpochObserver) -> Trained<B::InnerBackend> {
         while self.history().epochs.len() < self.config().epochs {
@@ -408,6 +527,58 @@ impl<B: TrainBackend> Trainer<B> {
             history: histories.remove(0),
             data: data.remove(0),
         }
+    }
+}
+
+/// The run as an observer of [`Trainer::run_with`] sees it after an epoch.
+pub struct Epoch<'a, B: TrainBackend> {
+    trainer: &'a mut Trainer<B>,
+    metrics: EpochMetrics,
+}
+
+impl<B: TrainBackend> Epoch<'_, B> {
+    /// The epoch's metrics.
+    pub fn metrics(&self) -> &EpochMetrics {
+        &self.metrics
+    }
+
+    /// The weights after the epoch, on the host (PyTorch's orientation). On the CPU backends the
+    /// fused engine keeps them in host memory, so this is a copy with no device in between; on a
+    /// GPU it is one read of the device.
+    pub fn weights(&self) -> crate::MlpWeights {
+        self.trainer.weights()
+    }
+
+    /// The data set and split.
+    pub fn data(&self) -> &ModularDataset {
+        self.trainer.data()
+    }
+
+    /// The configuration, with the learning rate and weight decay now in force.
+    pub fn config(&self) -> &TrainingConfig {
+        self.trainer.config()
+    }
+
+    /// The history so far, this epoch included.
+    pub fn history(&self) -> &History {
+        self.trainer.history()
+    }
+
+    /// Sets the learning rate and weight decay for the epochs that follow.
+    ///
+    /// # Errors
+    /// As [`Trainer::set_lr_and_weight_decay`].
+    pub fn set_lr_and_weight_decay(&mut self, lr: f64, weight_decay: f64) -> error::Result<()> {
+        self.trainer.set_lr_and_weight_decay(lr, weight_decay)
+    }
+
+    /// Records a metric of the observer's own for this epoch: a column of the history and of
+    /// metrics.csv.
+    ///
+    /// # Errors
+    /// As [`History::record`].
+    pub fn record(&mut self, name: &str, value: f64) -> error::Result<()> {
+        self.trainer.record(name, value)
     }
 }
 

@@ -69,6 +69,8 @@ const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
     (&["--epochs", "0"], "epochs"),
     (&["--batch-size", "99999999999999999999"], "invalid value"),
     (&["--hidden", "2.5"], "invalid value"),
+    (&["--operation", "div", "--p", "12"], "prime"),
+    (&["--operation", "pow"], "not a built-in operation"),
 ];
 
 #[test]
@@ -425,6 +427,50 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
 
 fn sweep_cli() -> Command {
     common::example("sweep")
+}
+
+/// `--operation` is a sweep axis: one row per operation in sweep.csv, and the phase diagram's
+/// axis; a kept model of each is analysed in its own coordinates.
+#[test]
+fn a_sweep_over_operations_records_and_draws_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ops");
+    let result = sweep_cli()
+        .args([
+            "--p", "11", "--hidden", "8", "--seeds", "1..2", "--epochs", "2",
+        ])
+        .args(["--operation", "add,mul,div", "--save-models", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_succeeded(&result);
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|&h| h == "operation").unwrap();
+    let ops: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(column).unwrap())
+        .collect();
+    assert_eq!(ops, ["add", "add", "mul", "mul", "div", "div"]);
+    let svg = std::fs::read_to_string(out.join("phase_diagram.svg")).unwrap();
+    for label in ["operation", "\nadd\n", "\nmul\n", "\ndiv\n"] {
+        assert!(svg.contains(label), "phase diagram axis: {label:?}");
+    }
+    let analysed = dir.path().join("model4");
+    let result = analyze()
+        .arg("--checkpoint")
+        .arg(out.join("models/000004.safetensors"))
+        .args(["--operation", "div", "--out"])
+        .arg(&analysed)
+        .output()
+        .unwrap();
+    assert_succeeded(&result);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(analysed.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["operation"], "div");
+    assert_eq!(summary["basis"], "discrete log to 2, b negated");
 }
 
 #[test]

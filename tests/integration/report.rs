@@ -41,6 +41,7 @@ fn report_writes_figures_page_and_numbers() {
                 seconds: e as f64,
             })
             .collect(),
+        ..History::default()
     };
     let dir = tempfile::tempdir().unwrap();
     let analysis = write_report(

@@ -191,8 +191,8 @@ fn merging_shards_equals_the_unsharded_sweep() {
     assert_eq!(
         csv.lines().next(),
         Some(
-            "index,seed,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch,train_loss,\
-             val_loss,train_acc,val_acc,steady_epoch_seconds"
+            "index,seed,operation,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch,\
+             train_loss,val_loss,train_acc,val_acc,steady_epoch_seconds"
         )
     );
     let svg = std::fs::read_to_string(out.join("phase_diagram.svg")).unwrap();

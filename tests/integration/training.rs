@@ -306,3 +306,37 @@ fn a_schedule_can_change_the_learning_rate_during_training() {
         assert!(trainer.set_lr_and_weight_decay(1e-3, -1.0).is_err());
     }
 }
+
+/// An observer of `Trainer::run_with` reads the weights each epoch, changes the learning rate and
+/// weight decay (here to 0 after epoch 2: the weights then stop moving, bit for bit), and adds
+/// columns to the history and metrics.csv.
+#[test]
+fn an_observer_reads_weights_sets_a_schedule_and_adds_columns() {
+    let config = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(11).with_d_hidden(16))
+        .with_epochs(6);
+    let trainer = grokking::Trainer::<CpuAutodiff>::new(&config, &Default::default()).unwrap();
+    let mut seen = Vec::new();
+    let trained = trainer.run_with(|epoch: &mut grokking::Epoch<'_, CpuAutodiff>| {
+        let weights = epoch.weights();
+        let norm: f64 = weights.fc1().iter().map(|&w| (w as f64).powi(2)).sum();
+        epoch.record("fc1_norm", norm).unwrap();
+        if epoch.metrics().epoch == 2 {
+            epoch.set_lr_and_weight_decay(0.0, 0.0).unwrap();
+            epoch.record("frozen", 1.0).unwrap();
+        }
+        seen.push(weights);
+        grokking::Control::Continue
+    });
+    assert_eq!(seen.len(), 6);
+    assert_ne!(seen[1], seen[2], "the weights move at the configured rate");
+    assert_eq!(seen[2], seen[5], "learning rate 0 from epoch 3 on");
+    assert_eq!(seen[5], trained.model.weights());
+    let history = &trained.history;
+    assert_eq!(history.columns.len(), 2);
+    assert_eq!(history.columns[0].1.len(), 6);
+    assert_eq!(history.column("frozen", 2), Some(1.0));
+    assert!(history.column("frozen", 1).unwrap().is_nan());
+    let csv = grokking::io::run_folder::metrics_csv(history);
+    assert!(csv.lines().next().unwrap().ends_with(",fc1_norm,frozen"));
+}
