@@ -184,6 +184,7 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let config = trainer.config().clone();
     let mut snapshots = (args.snapshot_every > 0)
         .then(|| kept_snapshots.unwrap_or_else(|| Snapshots::new(config.clone())));
+    let mut snapshots_saved = snapshots.as_ref().map_or(0, Snapshots::len);
 
     let bar = ProgressBar::new(config.epochs as u64).with_style(
         ProgressStyle::with_template(
@@ -217,12 +218,16 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             snapshots.push(m.epoch, &trainer.weights())?;
         }
         if args.checkpoint_every > 0 && (m.epoch + 1) % args.checkpoint_every == 0 {
-            let path = folder.file(checkpoint::FILE_NAME);
-            let saved =
-                checkpoint::save_state(&path, &trainer.state()).and_then(|()| match &snapshots {
-                    Some(s) => s.save(folder.file(snapshots::FILE_NAME)),
-                    None => Ok(()),
-                });
+            // Snapshots first: a kill between the two files leaves snapshots past the checkpoint,
+            // which the resumed run drops and retakes, never a gap. Saved only when one was added.
+            let saved = match snapshots.as_ref().filter(|s| s.len() != snapshots_saved) {
+                Some(s) => s.save(folder.file(snapshots::FILE_NAME)).map(|()| s.len()),
+                None => Ok(snapshots_saved),
+            }
+            .and_then(|n| {
+                snapshots_saved = n;
+                checkpoint::save_state(folder.file(checkpoint::FILE_NAME), &trainer.state())
+            });
             if let Err(e) = saved {
                 write_error = Some(anyhow::Error::from(e).context("writing the checkpoint"));
                 break;

@@ -333,7 +333,9 @@ fn analyze_fails_cleanly_on_bad_files_and_writes_nothing() {
 }
 
 /// `grok` arguments of a short run that checkpoints every epoch.
-const RESUMABLE: [&str; 12] = [
+const RESUMABLE: [&str; 14] = [
+    "--snapshot-every",
+    "7",
     "--p",
     "61",
     "--hidden",
@@ -391,7 +393,7 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
     let out = grok()
         .arg("--resume")
         .arg(&killed)
-        .args(["--no-report", "--threads", "1"])
+        .args(["--no-report", "--threads", "1", "--snapshot-every", "7"])
         .output()
         .unwrap();
     assert_succeeded(&out);
@@ -411,13 +413,21 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
     };
     assert_eq!(metrics(&killed).len(), 401);
     assert_eq!(metrics(&killed), metrics(&whole));
-    for file in ["model.safetensors", "neurons.json"] {
-        assert_eq!(
-            std::fs::read(killed.join(file)).unwrap(),
-            std::fs::read(whole.join(file)).unwrap(),
-            "{file}"
+    for file in ["model.safetensors", "neurons.json", "progress.json"] {
+        assert!(
+            std::fs::read(killed.join(file)).unwrap() == std::fs::read(whole.join(file)).unwrap(),
+            "{file} differs"
         );
     }
+    // The snapshots taken before the kill are kept, later ones retaken: the same epochs and
+    // weights (the recorded config differs in the threads the run went on with).
+    let snapshots = |run: &std::path::Path| {
+        grokking::io::snapshots::Snapshots::load(run.join("snapshots.safetensors")).unwrap()
+    };
+    let (resumed, uninterrupted) = (snapshots(&killed), snapshots(&whole));
+    assert_eq!(resumed.epochs(), uninterrupted.epochs());
+    assert_eq!(resumed.len(), 58);
+    assert!((0..58).all(|i| resumed.weights(i) == uninterrupted.weights(i)));
 
     // A finished run cannot be resumed, and is not touched.
     let again = grok().arg("--resume").arg(&killed).output().unwrap();
