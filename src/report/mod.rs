@@ -94,7 +94,7 @@ pub struct Embedding {
 /// Every number of the report.
 ///
 /// The weight analyses (fits, frequencies, phases, embeddings, activations, waveforms) are of the
-/// weights read in the coordinates of the operation ([`Basis`]: the residues for addition, their
+/// weights read in the coordinates of the operation ([`Basis`](crate::analysis::basis::Basis): the residues for addition, their
 /// discrete logarithms for multiplication), an addition network mod `m`; the accuracies are of the
 /// network itself, on the data set's pairs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,7 +103,7 @@ pub struct Analysis {
     pub p: usize,
     /// The operation the network was trained on.
     pub operation: Operation,
-    /// The coordinates of the weight analyses ([`Basis::name`]).
+    /// The coordinates of the weight analyses ([`Basis::name`](crate::analysis::basis::Basis::name)).
     pub basis: String,
     /// The modulus of those coordinates: `p`, or `p - 1` under a discrete log.
     pub m: usize,
