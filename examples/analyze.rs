@@ -104,15 +104,24 @@ fn load(args: &Args) -> anyhow::Result<Loaded> {
             .saturating_mul(24)
             .saturating_add(p64.saturating_mul(h64).saturating_mul(48)),
     )?;
-    let data = match checkpoint::load_state(path) {
-        // A training checkpoint: its own operation and split.
-        Ok(state) => {
-            let c = state.config;
+    // A training checkpoint records its configuration: its own operation and split.
+    let bytes = io::read_file(path)?;
+    let recorded = checkpoint::is_trainer_state(&bytes)
+        .then(|| checkpoint::state_from_bytes(&bytes, path))
+        .transpose()?
+        .map(|state| state.config);
+    let data = match recorded {
+        Some(c) => {
             let operation = agree(args.operation, Some(c.operation), "checkpoint")?;
             ModularDataset::with_operation(p, operation, c.train_fraction, c.seed)?
         }
         // The full grid does not depend on the split; 0.5 is valid for every p >= 2.
-        Err(_) => ModularDataset::with_operation(p, args.operation.unwrap_or_default(), 0.5, 0)?,
+        None => {
+            if args.operation.is_none() {
+                println!("the file records no operation: addition assumed (--operation to choose)");
+            }
+            ModularDataset::with_operation(p, args.operation.unwrap_or_default(), 0.5, 0)?
+        }
     };
     Ok(Loaded {
         weights,
@@ -143,12 +152,25 @@ fn run(args: &Args) -> anyhow::Result<()> {
         snapshots,
     } = load(args)?;
     let (p, hidden) = (weights.p(), weights.d_hidden());
-    if args.report || snapshots.is_some() {
-        grokking::memory::check(
-            &format!("the report for p = {p} and {hidden} hidden units"),
-            report::memory_estimate(p, hidden),
-        )?;
+    if args.report && hidden < 4 {
+        anyhow::bail!(
+            "--report needs at least 4 hidden neurons (for t-SNE); the model has {hidden}"
+        );
     }
+    let progress_bytes = if snapshots.is_some() {
+        grokking::analysis::progress::memory_estimate(p)
+    } else {
+        0
+    };
+    let report_bytes = if args.report {
+        report::memory_estimate(p, hidden)
+    } else {
+        0
+    };
+    grokking::memory::check(
+        &format!("the analyses for p = {p} and {hidden} hidden units"),
+        progress_bytes.saturating_add(report_bytes),
+    )?;
     let progress = match &snapshots {
         Some(snapshots) => {
             let start = Instant::now();

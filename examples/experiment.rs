@@ -10,8 +10,8 @@
 //! down to a tenth of its peak; the weight decay stays. After every epoch the observer reads the
 //! weights on the host and records, beside the built-in metrics, the learning rate in force and
 //! the share of neurons whose input weights sit on one Fourier frequency (`single_freq`): the
-//! circuit forming. Everything lands in the run folder as `grok` writes it (`config.json` names
-//! the operation; `metrics.csv` holds the two extra columns).
+//! circuit forming. The run folder gets `config.json` (naming the operation), `metrics.csv` (with
+//! the two extra columns), the model and `neurons.json`, written as `grok` writes them.
 
 use std::{f64::consts::PI, path::PathBuf, process::ExitCode};
 

@@ -105,16 +105,20 @@ fn check_report_memory(args: &Args, config: &TrainingConfig) -> anyhow::Result<(
     let (p, h) = (config.model.p, config.model.d_hidden);
     let snapshots = match args.snapshot_every {
         0 => 0,
-        every => (config.epochs / every + 1) as u64 * Snapshots::bytes_per_snapshot(config),
+        every => Snapshots::memory_estimate(config, every)
+            .saturating_add(grokking::analysis::progress::memory_estimate(p)),
     };
-    let report = if args.no_report && snapshots == 0 {
+    let report = if args.no_report {
         0
     } else {
         grokking::report::memory_estimate(p, h)
     };
     grokking::memory::check(
         &format!("training, snapshots and the report for p = {p} and {h} hidden units"),
-        config.memory_estimate() + snapshots + report,
+        config
+            .memory_estimate()
+            .saturating_add(snapshots)
+            .saturating_add(report),
     )?;
     Ok(())
 }
@@ -160,8 +164,18 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
             // The snapshots up to the checkpoint are kept; later ones are taken again.
             let path = folder.file(snapshots::FILE_NAME);
             if path.exists() {
+                if args.snapshot_every == 0 {
+                    bail!(
+                        "{} keeps snapshots ({}): resume with --snapshot-every N to go on keeping them",
+                        dir.display(),
+                        snapshots::FILE_NAME
+                    );
+                }
                 let mut kept = Snapshots::load(&path).context("reading the run's snapshots")?;
-                kept.truncate_after(epoch.saturating_sub(1));
+                match epoch.checked_sub(1) {
+                    Some(last) => kept.truncate_after(last),
+                    None => kept = Snapshots::new(kept.config().clone()),
+                }
                 kept_snapshots = Some(kept);
             }
             // config.json records what the run goes on with (engine, threads).

@@ -133,7 +133,7 @@ impl ModularDataset {
         self.grid.len()
     }
 
-    /// Always false: a data set has at least 4 rows.
+    /// Always false: a data set has at least 2 rows (division mod 2 has exactly 2).
     pub fn is_empty(&self) -> bool {
         self.grid.is_empty()
     }

@@ -287,6 +287,9 @@ pub fn primitive_root(p: usize) -> Option<usize> {
 ///
 /// # Shapes
 /// Returns `[p - 1]`.
+///
+/// # Panics
+/// If `p` is 0.
 pub fn powers(g: usize, p: usize) -> Vec<usize> {
     let mut out = Vec::with_capacity(p - 1);
     let mut x = 1usize;

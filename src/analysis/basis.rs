@@ -223,6 +223,9 @@ impl Basis {
 
     /// One neuron's `[input a, input b, output]` vectors given in coordinates (`[m]` each),
     /// written over `original`'s (`[p]` each) at the residues they stand for.
+    ///
+    /// # Panics
+    /// If a vector is shorter than its shape says.
     pub fn unview_neuron(&self, view: [Vec<f64>; 3], original: [Vec<f64>; 3]) -> [Vec<f64>; 3] {
         let mut out = original;
         for ((target, source), residues) in

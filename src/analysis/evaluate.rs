@@ -34,6 +34,9 @@ impl HostNetwork {
     }
 
     /// The logits of pair `(a, b)` into `logits` (`[p]`), `post` (`[h]`) as scratch.
+    ///
+    /// # Panics
+    /// If `a` or `b` is not below p, or `post` is shorter than the width.
     pub fn logits(&self, a: usize, b: usize, post: &mut [f64], logits: &mut [f64]) {
         let (p, h) = (self.p, self.h);
         let (wa, wb) = (&self.w1t[a * h..][..h], &self.w1t[(p + b) * h..][..h]);
@@ -46,6 +49,9 @@ impl HostNetwork {
     }
 
     /// The logits of every row of `rows` of `data`, `[rows.len(), p]`.
+    ///
+    /// # Panics
+    /// If `data` is for a larger modulus than the network.
     pub fn logits_of(&self, data: &ModularDataset, rows: &[u32]) -> Vec<f64> {
         let mut post = vec![0f64; self.h];
         let mut out = vec![0f64; rows.len() * self.p];

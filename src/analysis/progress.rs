@@ -9,8 +9,9 @@
 //!   snapshot's logits on the training and validation rows (recomputed on the host in `f64`).
 //! - `restricted_loss`: the logits (centred per row) projected onto the directions
 //!   `cos(2πk(s - y_c)/m)` and `sin(…)` of the key frequencies `k`, where `s = y_a + y_b` is the
-//!   pair's coordinate sum and `y_c` the class's coordinate; cross-entropy over all pairs. Low when
-//!   the key frequencies alone carry the answer.
+//!   pair's coordinate sum and `y_c` the class's coordinate (the directions are 0 at a class
+//!   without a coordinate); cross-entropy over all pairs with coordinates. Low when the key
+//!   frequencies alone carry the answer.
 //! - `excluded_loss`: the same directions removed from the logits; cross-entropy on the training
 //!   pairs. High once the memorised answer lives in the key frequencies.
 //! - `gini_fc1`, `gini_fc2`: Gini coefficient of the norms of fc1's (fc2's) weights per Fourier
@@ -25,9 +26,10 @@
 //! strongest input frequency), or given. Unlike Nanda et al.'s transformer, which concentrates
 //! on about five frequencies, this MLP spreads its neurons over many (49 of 56 in the notebook's
 //! model), each neuron on one: restricting to the few frequencies with the most pooled power
-//! (7 of them there) leaves a restricted loss of 2.86 against a full loss of 0.37. Pairs or classes without a
-//! coordinate (0 under a discrete log) are left out of the restricted and excluded losses. The
-//! definitions, with their differences from Nanda et al.'s transformer, are in `docs/analysis.md`;
+//! (7 of them there) leaves a restricted loss of 2.86 against a full loss of 0.37. Pairs with an
+//! operand without a coordinate (0 under a discrete log) are left out of the restricted and
+//! excluded losses; a class without one stays in the softmax with no key-frequency component. The
+//! definitions, with their differences from Nanda et al.'s transformer, are in `docs/dynamics.md`;
 //! `reference/progress_measures.py` computes the same numbers with numpy from the snapshot file.
 
 use std::f64::consts::PI;
@@ -86,8 +88,21 @@ pub struct ProgressMeasures {
     pub replaced_accuracy: Vec<f64>,
 }
 
+/// Bytes [`progress_measures`] needs for modulus `p` beyond the snapshots: the logits of all
+/// pairs with their restricted and excluded copies, in `f64`.
+pub fn memory_estimate(p: usize) -> u64 {
+    let p = p as f64;
+    crate::memory::bytes(&[(p * p * p, 24.0)])
+}
+
 /// Power of `v` (length `m`) per frequency `k = 0..=m/2`: `|V_0|²`, `|V_k|² + |V_{m-k}|²`, and
 /// `|V_{m/2}|²` at the Nyquist frequency of an even `m`.
+///
+/// # Shapes
+/// `v: [m]` -> `[m/2 + 1]`.
+///
+/// # Panics
+/// If `v` is empty.
 pub fn frequency_power(v: &[f64]) -> Vec<f64> {
     let m = v.len();
     let spectrum = dft(v);
@@ -136,6 +151,9 @@ fn input_power(view: &MlpWeights) -> Vec<Vec<f64>> {
 /// The frequencies the neurons of `weights` (read in `basis`) use: each neuron's strongest input
 /// frequency (power of its two input vectors summed, first on ties), over the neurons with any
 /// non-constant input, ascending and distinct.
+///
+/// # Panics
+/// If `basis` is for another modulus than `weights`.
 pub fn key_frequencies(weights: &MlpWeights, basis: &Basis) -> Vec<usize> {
     let mut keys: Vec<usize> = input_power(&basis.view(weights))
         .iter()
@@ -373,6 +391,9 @@ pub fn progress_measures(
 impl ProgressMeasures {
     /// The epoch of the first snapshot whose `accuracy` (`train_acc` or `val_acc`) reaches
     /// `threshold`.
+    ///
+    /// # Panics
+    /// If `accuracy` has more entries than there are snapshots.
     pub fn first_reaching(&self, accuracy: &[f64], threshold: f64) -> Option<usize> {
         accuracy
             .iter()

@@ -139,6 +139,7 @@ pub fn state_from_bytes(bytes: &[u8], path: &Path) -> Result<TrainerState> {
         )));
     }
     let config: TrainingConfig = serde_json::from_str(meta("config")?)
+        .and_then(crate::train::config_from_json)
         .map_err(|e| format(format!("bad `config` metadata: {e}")))?;
     let history: History = serde_json::from_str(meta("history")?)
         .map_err(|e| format(format!("bad `history` metadata: {e}")))?;

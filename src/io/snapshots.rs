@@ -88,6 +88,16 @@ impl Snapshots {
         12 * (config.model.p * config.model.d_hidden) as u64
     }
 
+    /// Bytes the snapshots of a whole run of `config` take when kept every `every` epochs
+    /// (and after the last); saturates instead of overflowing.
+    pub fn memory_estimate(config: &TrainingConfig, every: usize) -> u64 {
+        if every == 0 {
+            return 0;
+        }
+        let count = (config.epochs / every) as f64 + 1.0;
+        crate::memory::bytes(&[(count, Self::bytes_per_snapshot(config) as f64)])
+    }
+
     /// Adds the weights after `epoch`.
     ///
     /// # Errors
@@ -221,7 +231,9 @@ impl Snapshots {
             .get("config")
             .ok_or_else(|| format("the snapshot file has no `config` metadata".into()))
             .and_then(|c| {
-                serde_json::from_str(c).map_err(|e| format(format!("bad `config` metadata: {e}")))
+                serde_json::from_str(c)
+                    .and_then(crate::train::config_from_json)
+                    .map_err(|e| format(format!("bad `config` metadata: {e}")))
             })?;
         config.model.validate().map_err(|e| format(e.to_string()))?;
         let tensor = |name: &str, dtype: Dtype| {

@@ -111,10 +111,18 @@ pub fn prepare_folder(dir: &Path) -> Result<()> {
 /// [`Error::Format`] if it is not a sweep file.
 pub fn read_sweep(path: &Path) -> Result<SweepFile> {
     let bytes = crate::io::read_file(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Format {
-        path: path.to_path_buf(),
-        reason: format!("not a sweep.json: {e}"),
-    })
+    serde_json::from_slice(&bytes)
+        .and_then(|mut value: serde_json::Value| {
+            // A sweep from before operations existed: its base config means addition.
+            if let Some(base) = value.pointer_mut("/grid/base") {
+                crate::train::upgrade_config_json(base);
+            }
+            serde_json::from_value(value)
+        })
+        .map_err(|e| Error::Format {
+            path: path.to_path_buf(),
+            reason: format!("not a sweep.json: {e}"),
+        })
 }
 
 /// Joins the results of several shards of one sweep into one file, as if it had run unsharded:

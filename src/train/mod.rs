@@ -118,6 +118,26 @@ impl Engine {
     }
 }
 
+/// Reads a [`TrainingConfig`] from JSON written by any version of this library: a config from
+/// before operations existed has no `operation` field and means addition, the only operation
+/// then. (Burn's `Config` derive gives its serde form no field defaults.)
+///
+/// # Errors
+/// serde_json's, for JSON that is not a config.
+pub fn config_from_json(mut value: serde_json::Value) -> serde_json::Result<TrainingConfig> {
+    upgrade_config_json(&mut value);
+    serde_json::from_value(value)
+}
+
+/// Adds `"operation": "add"` to a config object that has no operation (see [`config_from_json`]).
+pub(crate) fn upgrade_config_json(value: &mut serde_json::Value) {
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("operation")
+            .or_insert_with(|| Operation::Add.name().into());
+    }
+}
+
 /// Whether `B` (or the backend inside its autodiff wrapper) is one of the compiled CPU backends.
 pub(crate) fn is_cpu_backend<B: Backend>() -> bool {
     #[allow(unused_mut)]

@@ -435,6 +435,37 @@ fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("finished"));
 }
 
+/// A run that keeps snapshots is not resumed without `--snapshot-every`: they would stop
+/// silently.
+#[test]
+fn a_run_with_snapshots_is_not_resumed_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = grok()
+        .args([
+            "--p",
+            "11",
+            "--hidden",
+            "8",
+            "--epochs",
+            "3",
+            "--checkpoint-every",
+            "1",
+        ])
+        .args(["--snapshot-every", "1", "--no-report", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    // As if killed after its last checkpoint.
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let refused = grok().arg("--resume").arg(&run).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--snapshot-every"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
 fn sweep_cli() -> Command {
     common::example("sweep")
 }

@@ -319,6 +319,28 @@ fn bad_checkpoints_are_errors() {
     ));
 }
 
+/// A checkpoint written before operations existed (its config has no `operation`) still loads,
+/// as addition.
+#[test]
+fn a_checkpoint_from_before_operations_loads_as_addition() {
+    let trainer =
+        Trainer::<CpuAutodiff>::new(&small_config(Engine::Fused), &Default::default()).unwrap();
+    let mut bytes = checkpoint::state_to_bytes(&trainer.state());
+    // The config is a JSON string in the header: blank its operation out (same length).
+    let field = br#"\"operation\":\"add\","#;
+    let at = bytes
+        .windows(field.len())
+        .position(|w| w == field)
+        .expect("the config names its operation");
+    bytes[at..at + field.len()].fill(b' ');
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+    let state = checkpoint::load_state(&path).unwrap();
+    assert_eq!(state.config.operation, grokking::Operation::Add);
+    assert_eq!(state.config, trainer.state().config);
+}
+
 #[test]
 fn weights_that_do_not_fit_the_config_are_refused_on_resume() {
     let device = Default::default();

@@ -186,6 +186,22 @@ fn merging_shards_equals_the_unsharded_sweep() {
     // The files of the merged sweep: one CSV row per model, and the phase diagram.
     let out = dir.path().join("all");
     sweep::write_sweep(&out, &merged).unwrap();
+    // A sweep.json from before operations existed reads as addition.
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).unwrap()).unwrap();
+    old["grid"]["base"]
+        .as_object_mut()
+        .unwrap()
+        .remove("operation");
+    old["grid"].as_object_mut().unwrap().remove("operations");
+    for result in old["results"].as_array_mut().unwrap() {
+        result.as_object_mut().unwrap().remove("operation");
+    }
+    let old_path = dir.path().join("old.json");
+    std::fs::write(&old_path, old.to_string()).unwrap();
+    let read = sweep::read_sweep(&old_path).unwrap();
+    assert_eq!(read.grid.base.operation, grokking::Operation::Add);
+    assert_eq!(untimed(&read.results), untimed(&merged.results));
     let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 13);
     assert_eq!(
