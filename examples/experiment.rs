@@ -17,7 +17,10 @@ use std::{f64::consts::PI, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 use grokking::{
-    analysis::{self, progress::frequency_power, progress::SINGLE_FREQUENCY},
+    analysis::{
+        self,
+        progress::{frequency_power, on_one_frequency},
+    },
     io::run_folder::RunFolder,
     Control, CustomOperation, Epoch, MlpConfig, MlpWeights, Operation, Trainer, TrainingConfig,
 };
@@ -60,20 +63,16 @@ fn schedule(epoch: usize, epochs: usize, peak: f64) -> f64 {
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (PI * t).cos()))
 }
 
-/// Whether a vector has at least [`SINGLE_FREQUENCY`] of its non-constant power at one frequency.
-fn on_one_frequency(v: &[f64]) -> bool {
-    let power = &frequency_power(v)[1..];
-    let total: f64 = power.iter().sum();
-    total > 0.0 && power.iter().copied().fold(0.0, f64::max) >= SINGLE_FREQUENCY * total
-}
-
 /// The share of neurons whose input-a and input-b weights each sit on one frequency. Under
 /// `a + 2b` the two frequencies differ (b's is twice a's, mod p), so the library's
 /// `single_frequency_share`, which asks for one frequency shared by both operands, stays near 0:
 /// this experiment needs its own metric.
 fn single_frequency_share(weights: &MlpWeights) -> f64 {
     let single = (0..weights.d_hidden())
-        .filter(|&n| on_one_frequency(&weights.input_a(n)) && on_one_frequency(&weights.input_b(n)))
+        .filter(|&n| {
+            on_one_frequency(&frequency_power(&weights.input_a(n)))
+                && on_one_frequency(&frequency_power(&weights.input_b(n)))
+        })
         .count();
     single as f64 / weights.d_hidden() as f64
 }

@@ -148,6 +148,14 @@ fn input_power(view: &MlpWeights) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Whether `power` (per frequency `k = 0..=m/2`, as [`frequency_power`] gives it) has at least
+/// [`SINGLE_FREQUENCY`] of its non-constant part (`k ≥ 1`) at one frequency.
+pub fn on_one_frequency(power: &[f64]) -> bool {
+    let total: f64 = power[1..].iter().sum();
+    let top = power[1..].iter().copied().fold(0.0, f64::max);
+    total > 0.0 && top >= SINGLE_FREQUENCY * total
+}
+
 /// The frequencies the neurons of `weights` (read in `basis`) use: each neuron's strongest input
 /// frequency (power of its two input vectors summed, first on ties), over the neurons with any
 /// non-constant input, ascending and distinct.
@@ -158,7 +166,7 @@ pub fn key_frequencies(weights: &MlpWeights, basis: &Basis) -> Vec<usize> {
     let mut keys: Vec<usize> = input_power(&basis.view(weights))
         .iter()
         .filter(|n| n[1..].iter().any(|&v| v > 0.0))
-        .map(|n| 1 + crate::analysis::evaluate::first_argmax(&n[1..]))
+        .map(|n| 1 + first_argmax(&n[1..]))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -288,6 +296,14 @@ pub fn progress_measures(
     for &r in data.train_rows() {
         is_train[r as usize] = true;
     }
+    // Each snapshot's logits are computed once, for all rows in grid order; a row id's place
+    // among them serves the splits and the rows with coordinates.
+    let all_rows = data.rows(Split::Full);
+    let mut place = vec![0usize; p * p];
+    for (i, &r) in all_rows.iter().enumerate() {
+        place[r as usize] = i;
+    }
+    let labels: Vec<usize> = directions.rows.iter().map(|&r| data.label(r)).collect();
     let mut out = ProgressMeasures {
         epochs: snapshots.epochs().to_vec(),
         basis: basis.name(),
@@ -311,28 +327,31 @@ pub fn progress_measures(
     };
     for i in 0..snapshots.len() {
         let weights = snapshots.weights(i);
-        let network = HostNetwork::new(&weights);
+        let logits = HostNetwork::new(&weights).logits_of(&data, all_rows);
+        let of = |r: u32| &logits[place[r as usize] * p..][..p];
         for (split, loss, acc) in [
             (Split::Train, &mut out.train_loss, &mut out.train_acc),
             (Split::Val, &mut out.val_loss, &mut out.val_acc),
         ] {
             let rows = data.rows(split);
-            let logits = network.logits_of(&data, rows);
-            let per_row = || rows.iter().zip(logits.chunks_exact(p));
             loss.push(mean(
-                &mut per_row().map(|(&r, l)| cross_entropy(l, data.label(r))),
+                &mut rows.iter().map(|&r| cross_entropy(of(r), data.label(r))),
             ));
-            acc.push(mean(&mut per_row().map(|(&r, l)| {
-                f64::from(u8::from(first_argmax(l) == data.label(r)))
+            acc.push(mean(&mut rows.iter().map(|&r| {
+                f64::from(u8::from(first_argmax(of(r)) == data.label(r)))
             })));
         }
-        let mut centred = network.logits_of(&data, &directions.rows);
+        let mut centred: Vec<f64> = directions
+            .rows
+            .iter()
+            .flat_map(|&r| of(r))
+            .copied()
+            .collect();
         for row in centred.chunks_exact_mut(p) {
             let mean = row.iter().sum::<f64>() / p as f64;
             row.iter_mut().for_each(|l| *l -= mean);
         }
         let restricted = directions.restrict(&centred, &out.key_frequencies, m);
-        let labels: Vec<usize> = directions.rows.iter().map(|&r| data.label(r)).collect();
         out.restricted_loss.push(mean(
             &mut restricted
                 .chunks_exact(p)
@@ -370,14 +389,7 @@ pub fn progress_measures(
                 .map(|&w| (w as f64) * (w as f64))
                 .sum(),
         );
-        let single = power
-            .iter()
-            .filter(|n| {
-                let total: f64 = n[1..].iter().sum();
-                let top = n[1..].iter().copied().fold(0.0, f64::max);
-                total > 0.0 && top >= SINGLE_FREQUENCY * total
-            })
-            .count();
+        let single = power.iter().filter(|n| on_one_frequency(n)).count();
         out.single_frequency_share
             .push(single as f64 / view.d_hidden() as f64);
         let all: Vec<usize> = (0..view.d_hidden()).collect();
