@@ -37,7 +37,7 @@ pub const FILE_NAME: &str = "checkpoint.safetensors";
 /// The bytes of a checkpoint holding `state` (see the module docs for the layout).
 pub fn state_to_bytes(state: &TrainerState) -> Vec<u8> {
     let (p, h) = (state.weights.p(), state.weights.d_hidden());
-    let le = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let le = super::f32_le_bytes;
     let mut buffers: Vec<(&str, Vec<usize>, Vec<u8>)> = vec![
         ("fc1.weight", vec![h, 2 * p], le(state.weights.fc1())),
         ("fc2.weight", vec![p, h], le(state.weights.fc2())),
@@ -162,11 +162,7 @@ pub fn state_from_bytes(bytes: &[u8], path: &Path) -> Result<TrainerState> {
                 view.dtype()
             )));
         }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
+        let values = super::f32s_from_le_bytes(view.data());
         Ok(Some((view.shape().to_vec(), values)))
     };
     let required = |name: &str| {

@@ -189,6 +189,20 @@ pub fn write_json(path: impl AsRef<Path>, value: &impl serde::Serialize) -> Resu
     write_atomic(path, &bytes)
 }
 
+/// `values` as little-endian bytes, as safetensors stores F32 tensors.
+pub(crate) fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Little-endian F32 `bytes` as values (a trailing partial value is ignored; safetensors has
+/// checked the length against the shape).
+pub(crate) fn f32s_from_le_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
+
 /// The CSV text of `rows`: a header from the row type's field names, then one line per row
 /// (the `csv` crate; a `None` field is empty).
 pub fn csv_text<T: serde::Serialize>(rows: &[T]) -> String {

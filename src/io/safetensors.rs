@@ -37,11 +37,7 @@ pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
     let mut tensors = NamedTensors::new();
     for (name, view) in file.tensors() {
         let values = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+            Dtype::F32 => super::f32s_from_le_bytes(view.data()),
             Dtype::F64 => view
                 .data()
                 .chunks_exact(8)
@@ -72,7 +68,7 @@ pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
 /// The safetensors encoding of `weights` (float32, PyTorch's keys and orientation).
 pub fn weights_to_bytes(weights: &MlpWeights) -> Vec<u8> {
     let (p, h) = (weights.p(), weights.d_hidden());
-    let le = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let le = super::f32_le_bytes;
     let (fc1, fc2) = (le(weights.fc1()), le(weights.fc2()));
     let views = [
         (

@@ -160,14 +160,15 @@ impl Snapshots {
     /// The file's bytes (see the [module docs](self)).
     pub fn to_bytes(&self) -> Vec<u8> {
         let (p, h, s) = (self.config.model.p, self.config.model.d_hidden, self.len());
-        let le32 =
-            |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
         let epochs: Vec<u8> = self
             .epochs
             .iter()
             .flat_map(|&e| (e as i64).to_le_bytes())
             .collect();
-        let (fc1, fc2) = (le32(&self.fc1), le32(&self.fc2));
+        let (fc1, fc2) = (
+            super::f32_le_bytes(&self.fc1),
+            super::f32_le_bytes(&self.fc2),
+        );
         let views = [
             ("epochs", Dtype::I64, vec![s], &epochs),
             ("fc1.weight", Dtype::F32, vec![s, h, 2 * p], &fc1),
@@ -258,12 +259,6 @@ impl Snapshots {
                 "shapes {shape:?}, {shape1:?}, {shape2:?} do not hold S snapshots of p = {p}, {h} neurons"
             )));
         }
-        let f32s = |bytes: Vec<u8>| -> Vec<f32> {
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect()
-        };
         let epochs: Vec<usize> = epochs
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
@@ -272,7 +267,10 @@ impl Snapshots {
         if epochs.windows(2).any(|w| w[0] >= w[1]) {
             return Err(format("snapshot epochs do not ascend".into()));
         }
-        let (fc1, fc2) = (f32s(fc1), f32s(fc2));
+        let (fc1, fc2) = (
+            super::f32s_from_le_bytes(&fc1),
+            super::f32s_from_le_bytes(&fc2),
+        );
         if fc1.iter().chain(&fc2).any(|v| !v.is_finite()) {
             return Err(format("the snapshots hold NaN or infinite weights".into()));
         }
