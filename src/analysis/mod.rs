@@ -23,7 +23,7 @@ pub use evaluate::{accuracy, predictions};
 pub use replace::{random_neurons, replace_neurons, replacement_accuracy, ReplacementAccuracy};
 
 use crate::{
-    analysis::basis::Basis,
+    analysis::{basis::Basis, sweep_replacement::fit_quality},
     data::{ModularDataset, Split},
     fourier::{fit_neurons, NeuronFit},
     model::MlpWeights,
@@ -49,34 +49,62 @@ pub struct WeightAnalysis {
     pub replaced_all: ReplacementAccuracy,
 }
 
-/// Mean R² of the three fits of every neuron.
+/// Mean R² of the three fits of every neuron (the mean of [`fit_quality`]).
 pub fn mean_r2(fits: &[NeuronFit]) -> f64 {
-    fits.iter()
-        .map(|f| f.in_a.r2 + f.in_b.r2 + f.out.r2)
-        .sum::<f64>()
-        / (3 * fits.len().max(1)) as f64
+    fits.iter().map(fit_quality).sum::<f64>() / fits.len().max(1) as f64
 }
 
-/// Fits every neuron of `weights` in the coordinates of `data`'s operation and measures the
-/// accuracies on `data` (whose `p` must be the weights').
+/// The neurons' cosine fits in the coordinates of an operation, and how well they and the
+/// residues explain the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasisFits {
+    /// The coordinates ([`Basis::for_operation`]).
+    pub basis: Basis,
+    /// One fit per neuron, in neuron order, of `basis.view(weights)`.
+    pub fits: Vec<NeuronFit>,
+    /// Mean R² of the fits in `basis`.
+    pub mean_r2: f64,
+    /// Mean R² of the fits in the identity coordinates (the residues).
+    pub mean_r2_identity: f64,
+}
+
+/// Fits every neuron of `weights` in the coordinates of `data`'s operation, with the mean R²
+/// there and in the residues.
+pub fn fit_in_basis(weights: &MlpWeights, data: &ModularDataset) -> BasisFits {
+    let basis = Basis::for_operation(data.operation(), data.p());
+    let fits = fit_neurons(&basis.view(weights));
+    let mean_r2_identity = if basis.is_identity() {
+        mean_r2(&fits)
+    } else {
+        mean_r2(&fit_neurons(weights))
+    };
+    BasisFits {
+        mean_r2: mean_r2(&fits),
+        mean_r2_identity,
+        basis,
+        fits,
+    }
+}
+
+/// Fits every neuron of `weights` in the coordinates of `data`'s operation ([`fit_in_basis`])
+/// and measures the accuracies on `data` (whose `p` must be the weights').
 ///
 /// # Panics
 /// If `data` is for another modulus than `weights`.
 pub fn analyse_weights(weights: &MlpWeights, data: &ModularDataset) -> WeightAnalysis {
     assert_eq!(data.p(), weights.p(), "the data set is for another modulus");
-    let basis = Basis::for_operation(data.operation(), data.p());
-    let fits = fit_neurons(&basis.view(weights));
-    let identity = if basis.is_identity() {
-        fits.clone()
-    } else {
-        fit_neurons(weights)
-    };
+    let BasisFits {
+        basis,
+        fits,
+        mean_r2,
+        mean_r2_identity,
+    } = fit_in_basis(weights, data);
     let all: Vec<usize> = (0..weights.d_hidden()).collect();
     WeightAnalysis {
         full_accuracy: accuracy(weights, data, Split::Full),
         replaced_all: replacement_accuracy(weights, &fits, &all, data),
-        mean_r2: mean_r2(&fits),
-        mean_r2_identity: mean_r2(&identity),
+        mean_r2,
+        mean_r2_identity,
         basis,
         fits,
     }
