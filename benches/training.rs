@@ -12,8 +12,8 @@ use std::hint::black_box;
 use burn::{backend::Autodiff, module::AutodiffModule, tensor::backend::Backend};
 use criterion::{criterion_group, criterion_main, Criterion};
 use grokking::{
+    analysis::fourier,
     data::Split,
-    fourier,
     train::{Engine, TrainBackend, Trainer, TrainingConfig},
 };
 
@@ -36,7 +36,7 @@ fn backend<B: TrainBackend>(c: &mut Criterion, name: &str, variants: &[Variant])
         let label = format!("{engine:?}").to_lowercase();
         let config = config(engine).with_threads(threads);
         let mut trainer = Trainer::<B>::new(&config, &device).expect("valid config");
-        let batches = trainer.data().train_rows().len().div_ceil(128) - 1;
+        let batches = trainer.batches_per_epoch() - 1;
         let mut index = 0;
         group.bench_function(format!("step/{label}"), |bench| {
             bench.iter(|| {

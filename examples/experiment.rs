@@ -10,19 +10,18 @@
 //! down to a tenth of its peak; the weight decay stays. After every epoch the observer reads the
 //! weights on the host and records, beside the built-in metrics, the learning rate in force and
 //! the share of neurons whose input weights sit on one Fourier frequency (`single_freq`): the
-//! circuit forming. The run folder gets `config.json` (naming the operation), `metrics.csv` (with
-//! the two extra columns), the model and `neurons.json`, written as `grok` writes them.
+//! circuit forming. The run is the library's (`grokking::run::Run`), driven epoch by epoch: the
+//! folder gets `config.json` (naming the operation), `metrics.csv` (with the two extra
+//! columns), the model, `neurons.json` and `summary.json`, as `grok` writes them.
 
 use std::{f64::consts::PI, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 use grokking::{
-    analysis::{
-        self,
-        progress::{frequency_power, on_one_frequency},
-    },
-    io::run_folder::RunFolder,
-    Control, CustomOperation, Epoch, MlpConfig, MlpWeights, Operation, Trainer, TrainingConfig,
+    analysis::progress::{frequency_power, on_one_frequency},
+    device::BackendKind,
+    run::{Run, RunOptions},
+    CustomOperation, MlpConfig, MlpWeights, Operation, TrainingConfig,
 };
 
 mod shared;
@@ -77,8 +76,6 @@ fn single_frequency_share(weights: &MlpWeights) -> f64 {
     single as f64 / weights.d_hidden() as f64
 }
 
-type Cpu = burn::backend::Autodiff<burn::backend::Flex>;
-
 fn run(args: &Args) -> anyhow::Result<()> {
     let operation = Operation::Custom(CustomOperation {
         name: "a_plus_2b",
@@ -90,59 +87,38 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .with_train_fraction(0.7)
         .with_epochs(args.epochs)
         .with_lr(schedule(0, args.epochs, args.lr));
-    config.validate()?;
-    let replacing = RunFolder::holds_run(&args.out);
-    let folder = RunFolder::create(&args.out, args.force)?;
-    if replacing {
-        folder.clear()?;
-    }
-    folder.write_config(&config)?;
-    let trainer = Trainer::<Cpu>::new(&config, &Default::default())?;
-    let mut failure = None;
-    let trained = trainer.run_with(|epoch: &mut Epoch<'_, Cpu>| {
-        let (e, lr_now) = (epoch.metrics().epoch, epoch.config().lr);
-        let share = single_frequency_share(&epoch.weights());
-        let recorded = epoch
-            .record("lr", lr_now)
-            .and_then(|()| epoch.record("single_freq", share))
-            .and_then(|()| {
-                let decay = epoch.config().weight_decay;
-                epoch.set_lr_and_weight_decay(schedule(e + 1, args.epochs, args.lr), decay)
-            });
-        if let Err(err) = recorded {
-            failure = Some(err);
-            return Control::Stop;
-        }
-        if e % 50 == 49 {
-            let m = epoch.metrics();
+    let options = RunOptions::default()
+        .with_report(false)
+        .with_force(args.force);
+    let mut run = Run::start_on(BackendKind::Flex, &config, &args.out, &options)?;
+    while let Some(m) = run.epoch()? {
+        let (lr_now, decay) = (run.config().lr, run.config().weight_decay);
+        let share = single_frequency_share(&run.weights());
+        run.record("lr", lr_now)?;
+        run.record("single_freq", share)?;
+        run.set_lr_and_weight_decay(schedule(m.epoch + 1, args.epochs, args.lr), decay)?;
+        if m.epoch % 50 == 49 {
             println!(
                 "epoch {:4}: lr {lr_now:.2e} train_acc {:.3} val_acc {:.3} single-frequency neurons {:.2}",
-                e + 1,
+                m.epoch + 1,
                 m.train_acc,
                 m.val_acc,
                 share
             );
         }
-        Control::Continue
-    });
-    if let Some(err) = failure {
-        return Err(err.into());
     }
-    folder.write_metrics(&trained.history)?;
-    folder.write_model(&trained.model)?;
-    let found = analysis::analyse_weights(&trained.model.weights(), &trained.data);
-    folder.write_neurons(&found)?;
+    let finished = run.finish()?;
     println!(
         "{}: validation accuracy {:.4}, grokked at epoch {}; all neurons replaced by cosines: {:.4}",
         operation.formula(),
-        trained.history.last().map_or(0.0, |m| m.val_acc),
-        trained
+        finished.history.last().map_or(0.0, |m| m.val_acc),
+        finished
             .history
             .grok_epoch()
             .map_or("never".into(), |e| e.to_string()),
-        found.replaced_all.full
+        finished.analysis.replaced_all.full
     );
-    println!("wrote {}", folder.path().display());
+    println!("wrote {}", finished.folder.path().display());
     Ok(())
 }
 

@@ -10,30 +10,25 @@
 //! cargo run --release --example sweep -- --merge runs/part0 runs/part1 --out runs/all
 //! ```
 
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use grokking::{
-    io,
-    sweep::{self, Grid, Shard, SweepFile, SweepMode},
-    Engine, MlpConfig, Operation, TrainBackend, TrainingConfig,
+    device::BackendKind,
+    sweep::{self, Grid, Shard, SweepMode, SweepOptions},
+    Engine, MlpConfig, Operation, TrainingConfig,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 
 mod shared;
-use shared::{Backend, EngineArg};
 
 /// Train a grid of grokking models and summarise when each one generalises.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Backend (only those compiled in, by cargo features).
-    #[arg(long, value_enum, default_value_t = Backend::default())]
-    backend: Backend,
+    #[arg(long, default_value_t = BackendKind::default(), value_parser = shared::backend())]
+    backend: BackendKind,
     /// Seeds: a range `A..B` (inclusive) or a list `1,5,9`.
     #[arg(long, default_value = "1..8")]
     seeds: String,
@@ -71,11 +66,9 @@ struct Args {
     /// Rows per optimiser step.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// How each step is computed: `fused` (the backend's own implementation: host code on CPU
-    /// backends, CubeCL kernels on GPU ones), `generic` (the reference: Burn's tensor ops and
-    /// autodiff), or `auto` (fused).
-    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
-    engine: EngineArg,
+    /// How each step is computed.
+    #[arg(long, default_value_t = Engine::Auto, value_parser = shared::engine())]
+    engine: Engine,
     /// Train the models one after another (each alone, its usual engine) instead of batched.
     #[arg(long)]
     sequential: bool,
@@ -102,58 +95,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    shared::main_with(dispatch)
-}
-
-fn dispatch(args: &Args) -> anyhow::Result<()> {
-    if args.out.as_os_str().is_empty() {
-        bail!("--out: an empty path");
-    }
-    if args.out.join("sweep.json").exists() && !args.force {
-        bail!(
-            "{} already holds a sweep; pass --force to overwrite it",
-            args.out.display()
-        );
-    }
-    if !args.merge.is_empty() {
-        let parts = args
-            .merge
-            .iter()
-            .map(|dir| sweep::read_sweep(&dir.join("sweep.json")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let merged = sweep::merge_sweeps(&parts)?;
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
-        if let Some(part) = args.merge.iter().find(|dir| same(dir, &args.out)) {
-            bail!(
-                "--out {} is one of the merged folders; merge into a new folder",
-                part.display()
-            );
-        }
-        sweep::prepare_folder(&args.out)?;
-        sweep::clear_models(&args.out)?;
-        for (dir, part) in args.merge.iter().zip(&parts) {
-            for result in &part.results {
-                let from = sweep::model_file(dir, result.index);
-                if from.exists() {
-                    let to = sweep::model_file(&args.out, result.index);
-                    std::fs::create_dir_all(to.parent().expect("models/"))?;
-                    io::write_atomic(&to, &io::read_file(&from)?)?;
-                }
-            }
-        }
-        sweep::write_sweep(&args.out, &merged)?;
-        println!(
-            "merged {} models from {} folders into {}",
-            merged.models,
-            parts.len(),
-            args.out.display()
-        );
-        return Ok(());
-    }
-    on_backend!(args.backend, run, args)
+    shared::main_with(run)
 }
 
 /// Parses `A..B` (inclusive) or `1,5,9`. A range is sized before it is listed: seeds are below
@@ -186,13 +128,23 @@ fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
     Ok(seeds)
 }
 
-fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
+fn run(args: &Args) -> anyhow::Result<()> {
+    if !args.merge.is_empty() {
+        let merged = sweep::merge_folders(&args.merge, &args.out, args.force)?;
+        println!(
+            "merged {} models from {} folders into {}",
+            merged.models,
+            args.merge.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     let grid = Grid {
         base: TrainingConfig::new()
             .with_model(MlpConfig::new().with_p(args.p))
             .with_epochs(args.epochs)
             .with_batch_size(args.batch_size)
-            .with_engine(Engine::from(args.engine).resolve()),
+            .with_engine(args.engine.resolve()),
         seeds: parse_seeds(&args.seeds)?,
         weight_decays: args.weight_decay.clone(),
         lrs: args.lr.clone(),
@@ -200,61 +152,40 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         hiddens: args.hidden.clone(),
         operations: args.operation.clone(),
     };
-    let shard: Shard = match &args.shard {
-        Some(text) => text.parse()?,
-        None => Shard::ALL,
+    let options = SweepOptions {
+        shard: match &args.shard {
+            Some(text) => text.parse()?,
+            None => Shard::ALL,
+        },
+        mode: if args.sequential {
+            SweepMode::Sequential
+        } else {
+            SweepMode::Batched
+        },
+        max_batch: args.max_batch as usize,
+        save_models: args.save_models,
+        force: args.force,
     };
-    let points = shard.select(&grid.points()?);
-    if points.is_empty() {
-        bail!("shard {shard} of this grid holds no model (the grid has fewer points than shards)");
-    }
-    let mode = if args.sequential {
-        SweepMode::Sequential
-    } else {
-        SweepMode::Batched
-    };
-    // Memory, then the folder (made and tried), before any training: a sweep that cannot run or
-    // cannot be written fails now, not after hours of work. An earlier sweep's models go.
-    sweep::check_memory::<B>(&points, mode, args.max_batch as usize, args.save_models)?;
-    sweep::prepare_folder(&args.out)?;
-    sweep::clear_models(&args.out)?;
-    let total = points
-        .iter()
-        .fold(0u64, |sum, p| sum.saturating_add(p.config.epochs as u64));
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} model-epochs {elapsed_precise} (eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    let trained = sweep::train_points::<B>(
-        &points,
-        mode,
-        args.max_batch as usize,
-        args.save_models,
-        device,
-        |n| bar.inc(n as u64),
+    let bar = shared::bar(0, "model-epochs");
+    let file = sweep::run_sweep_on(
+        args.backend,
+        &grid,
+        &args.out,
+        &options,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
     )?;
-    let (results, seconds) = (trained.results, trained.seconds);
     bar.finish();
-    let grokked = results.iter().filter(|r| r.grok_epoch.is_some()).count();
-    let file = SweepFile {
-        grid,
-        shards: vec![shard],
-        backend: args.backend.name().into(),
-        mode,
-        models: results.len(),
-        train_seconds: seconds,
-        results,
-    };
-    if args.save_models {
-        sweep::write_models(&args.out, &file.results, &trained.models)?;
-    }
-    sweep::write_sweep(&args.out, &file)?;
+    let grokked = file
+        .results
+        .iter()
+        .filter(|r| r.grok_epoch.is_some())
+        .count();
     println!(
-        "{} models ({mode:?}, shard {shard}) on {} in {seconds:.1} s; {grokked} reached val_acc >= 0.99",
-        file.models,
-        file.backend,
+        "{} models ({:?}, shard {}) on {} in {:.1} s; {grokked} reached val_acc >= 0.99",
+        file.models, file.mode, options.shard, file.backend, file.train_seconds,
     );
     println!("wrote {}", args.out.display());
     Ok(())

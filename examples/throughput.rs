@@ -9,21 +9,24 @@ use std::{io::Write, path::PathBuf, process::ExitCode, time::Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use grokking::{train::Ensemble, Engine, TrainBackend, TrainingConfig};
+use grokking::{
+    device::{on_backend, BackendJob, BackendKind},
+    train::{batches, Ensemble},
+    Engine, TrainBackend, TrainingConfig,
+};
 
 mod shared;
-use shared::{Backend, EngineArg};
 
 /// Time training steps of K stacked notebook models (seeds 1..K) on one backend.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Backend (only those compiled in, by cargo features).
-    #[arg(long, value_enum, default_value_t = Backend::default())]
-    backend: Backend,
-    /// `fused` (the backend's own implementation), `generic` (the reference) or `auto`.
-    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
-    engine: EngineArg,
+    #[arg(long, default_value_t = BackendKind::default(), value_parser = shared::backend())]
+    backend: BackendKind,
+    /// How each step is computed.
+    #[arg(long, default_value_t = Engine::Auto, value_parser = shared::engine())]
+    engine: Engine,
     /// Numbers of models, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     ks: Vec<usize>,
@@ -39,11 +42,21 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    shared::main_with(|args: &Args| on_backend!(args.backend, run, args))
+    shared::main_with(|args: &Args| on_backend(args.backend, Throughput(args))?)
+}
+
+/// The measurement, on the backend `--backend` names.
+struct Throughput<'a>(&'a Args);
+
+impl BackendJob for Throughput<'_> {
+    type Output = anyhow::Result<()>;
+    fn run<B: TrainBackend>(self, device: &B::Device) -> grokking::Result<Self::Output> {
+        Ok(run::<B>(self.0, device))
+    }
 }
 
 fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
-    let engine = Engine::from(args.engine).resolve();
+    let engine = args.engine.resolve();
     for &k in &args.ks {
         anyhow::ensure!(k > 0, "--ks: K must be at least 1");
         let configs: Vec<TrainingConfig> = (1..=k as u64)
@@ -59,12 +72,13 @@ fn run<B: TrainBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
         ensemble.run_epoch(); // compiles the kernels (or tunes Burn's), warms the caches
         let first_epoch = start.elapsed().as_secs_f64();
         let batch = configs[0].batch_size;
-        let full_batches = ensemble.data()[0].train_rows().len() / batch;
+        let full: Vec<_> = batches(ensemble.data()[0].train_rows().len(), batch)
+            .filter(|rows| rows.len() == batch)
+            .collect();
         B::sync(device).context("synchronising the device")?;
         let start = Instant::now();
         for step in 0..args.steps {
-            let begin = (step % full_batches) * batch;
-            ensemble.step(begin..begin + batch);
+            ensemble.step(full[step % full.len()].clone());
         }
         B::sync(device).context("synchronising the device")?;
         let seconds = start.elapsed().as_secs_f64() / args.steps.max(1) as f64;

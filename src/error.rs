@@ -67,8 +67,8 @@ pub enum Error {
     /// ([`memory::check`](crate::memory::check)).
     #[error(
         "{what} needs about {} of memory, more than the {} this machine has available",
-        crate::memory::human(.needed),
-        crate::memory::human(.available)
+        human(.needed),
+        human(.available)
     )]
     InsufficientMemory {
         /// What needs it (a configuration, a file).
@@ -79,8 +79,28 @@ pub enum Error {
         available: u64,
     },
     /// A backend that cannot run on this machine (a GPU backend without its driver).
-    #[error("the backend cannot run on this machine: {0}")]
-    Device(String),
+    #[error("--backend {backend}: the backend cannot run on this machine: {reason}")]
+    Device {
+        /// The backend's name ([`BackendKind::name`](crate::device::BackendKind::name)).
+        backend: String,
+        /// The first clause of the backend's own failure message.
+        reason: String,
+    },
+    /// A backend this build does not have: its cargo feature is off.
+    #[error("backend `{backend}` is not compiled in; rebuild with `--features {backend}`")]
+    NotCompiled {
+        /// The backend's name, which is also its cargo feature's.
+        backend: &'static str,
+    },
+    /// A run folder that cannot be used as asked: a finished run to resume, snapshots that the
+    /// resumed run would stop keeping.
+    #[error("{path}: {reason}")]
+    Run {
+        /// The run's folder.
+        path: PathBuf,
+        /// What stands in the way.
+        reason: String,
+    },
     /// An operating-system error while reading or writing a file.
     #[error("{path}: {source}")]
     Io {
@@ -102,5 +122,29 @@ impl Error {
     }
 }
 
+/// A byte count for people: `1.5 GB`, `730 MB`, `12 kB` (decimal units).
+fn human(bytes: &u64) -> String {
+    let b = *bytes as f64;
+    match b {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.0} MB", b / 1e6),
+        b => format!("{:.0} kB", (b / 1e3).ceil()),
+    }
+}
+
 /// `Result` with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human(&904_000_000_000), "904.0 GB");
+        assert_eq!(human(&8_136_000_000_000), "8.1 TB");
+        assert_eq!(human(&25_000_000), "25 MB");
+        assert_eq!(human(&1_200), "2 kB");
+    }
+}

@@ -11,18 +11,23 @@
 //!   the host in PyTorch's orientation as [`MlpWeights`].
 //! - [`train()`] / [`Trainer`]: AdamW with the notebook's defaults ([`TrainingConfig`]), metrics per
 //!   epoch, an observer to log or stop; [`train::Ensemble`]: K networks as one program.
+//! - [`run::Run`]: a run in a folder, as `grok` makes one: config, metrics, checkpoints,
+//!   snapshots, resume, then the summary, analysis, progress measures and report;
+//!   [`run::analyze_saved`]: the same analysis of a saved model.
 //! - [`step`]: the training step and evaluation of K stacked networks as one backend operation
 //!   ([`StepBackend`]): host code on the CPU backends, CubeCL kernels on the GPU ones, Burn's
 //!   tensor operations and autodiff as the reference.
-//! - [`fourier`]: one cosine per weight vector by FFT; [`analysis`]: replacing neurons by their
-//!   cosines, accuracies on the host.
-//! - [`io`]: atomic writes, safetensors, Burn records.
-//! - [`device::check`]: whether a backend can run on this machine, as an error instead of a panic.
+//! - [`analysis`]: on host copies of the weights, in `f64`: one cosine per weight vector by FFT
+//!   ([`analysis::fourier`]), replacing neurons by their cosines, accuracies
+//!   ([`analysis::evaluate`]), progress measures along training, and more.
+//! - [`io`]: atomic writes, safetensors, Burn records, checkpoints, snapshots.
+//! - [`device`]: the backends by name ([`device::BackendKind`]), chosen at run time, and whether
+//!   one can run on this machine ([`device::check`]), as an error instead of a panic.
 //!
 //! # Quick start
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
-//! use grokking::{analysis, fourier, Control, MlpConfig, Split, TrainingConfig};
+//! use grokking::{analysis::{self, fourier}, Control, MlpConfig, Split, TrainingConfig};
 //!
 //! // A small modulus so the example runs in a moment; the defaults are the notebook's p = 113.
 //! let config = TrainingConfig::new()
@@ -45,14 +50,17 @@
 //!
 //! # Backends
 //! Library code is generic over `B: Backend` ([`TrainBackend`] for training). Cargo features
-//! pick what is compiled: `ndarray` and `flex` (CPU, default), `wgpu`, `vulkan`, `cuda`.
+//! pick what is compiled: `ndarray` and `flex` (CPU, default), `wgpu`, `vulkan`, `cuda`. The
+//! crate re-exports the Burn it is built on ([`burn`]), so a dependent names the backends
+//! (`grokking::burn::backend::Flex`) without pinning Burn's version itself.
 #![warn(missing_docs)]
+
+pub use burn;
 
 pub mod analysis;
 pub mod data;
 pub mod device;
 pub mod error;
-pub mod fourier;
 pub mod io;
 pub mod memory;
 pub mod model;
@@ -60,6 +68,7 @@ pub mod mt19937;
 pub mod operation;
 mod panics;
 pub mod report;
+pub mod run;
 pub mod step;
 pub mod sweep;
 pub mod train;

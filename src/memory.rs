@@ -42,17 +42,6 @@ pub fn check(what: &str, needed: u64) -> Result<()> {
     }
 }
 
-/// A byte count for people: `1.5 GB`, `730 MB`, `12 kB` (decimal units).
-pub fn human(bytes: &u64) -> String {
-    let b = *bytes as f64;
-    match b {
-        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
-        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
-        b if b >= 1e6 => format!("{:.0} MB", b / 1e6),
-        b => format!("{:.0} kB", (b / 1e3).ceil()),
-    }
-}
-
 /// `Σ count·bytes` in `f64` (no overflow for absurd sizes), saturated to `u64`.
 pub(crate) fn bytes(terms: &[(f64, f64)]) -> u64 {
     let total: f64 = terms.iter().map(|(count, size)| count * size).sum();
@@ -66,14 +55,6 @@ pub(crate) fn bytes(terms: &[(f64, f64)]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human(&904_000_000_000), "904.0 GB");
-        assert_eq!(human(&8_136_000_000_000), "8.1 TB");
-        assert_eq!(human(&25_000_000), "25 MB");
-        assert_eq!(human(&1_200), "2 kB");
-    }
 
     #[test]
     fn absurd_sizes_saturate_instead_of_overflowing() {

@@ -6,8 +6,12 @@
 //! # Weight layout
 //! Burn's [`Linear`] stores its weight as `[d_input, d_output]`: `fc1.weight` is `[2p, d_hidden]`
 //! and `fc2.weight` is `[d_hidden, p]`, the transposes of PyTorch's `fc1.weight [d_hidden, 2p]` and
-//! `fc2.weight [p, d_hidden]`. [`MlpWeights`] is the host-side form in PyTorch's orientation; every
-//! crossing between the two goes through [`Mlp::weights`] and [`Mlp::from_weights`].
+//! `fc2.weight [p, d_hidden]`. [`MlpWeights`] is the host-side form in PyTorch's orientation. The
+//! crossings between the two, each a `transpose` (which moves values, never rounds them):
+//! [`Mlp::weights`] and [`Mlp::from_weights`] for a model; the stacks of
+//! [`step`](crate::step) (`StackSetup::stacked` and the `stack_weights`/`stack_adam` read-backs,
+//! which keep every member in Burn's layout); and the Burn record reader
+//! ([`io::record`](crate::io::record)), which reads Burn's layout from a file.
 //!
 //! Because a one-hot row has exactly two ones, `x · W1` is the sum of two rows of `W1`:
 //! [`Mlp::forward_pairs`] computes it as a gather, which is what training uses. [`Mlp::forward`]

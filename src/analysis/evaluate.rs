@@ -1,7 +1,14 @@
-//! The network's forward pass on the host, in `f64`, for analysis.
+//! The network evaluated on the host in `f64`: the one home of the analyses' forward pass
+//! (pre-activations, ReLU, logits), cross-entropy and the first argmax, used by every analysis,
+//! figure and progress measure.
 //!
 //! Weights are widened from `f32` to `f64` once; logits are then computed in `f64`, as the
-//! reference scripts do, so accuracies do not depend on a backend's summation order.
+//! reference scripts do, so accuracies do not depend on a backend's summation order (see
+//! `docs/design.md`). For neuron `n`, `pre_n[a, b] = fc1.weight[n, a] + fc1.weight[n, p + b]`
+//! and `post_n = relu(pre_n)`; over the grid each neuron gives one vector of `p²` values,
+//! indexed `a * p + b` (the data set's row order). The origin notebook reshapes the
+//! `[p², d_hidden]` activation matrix with `reshape(d_hidden, p²)`, which scrambles neurons and
+//! pairs; here the neuron is always the outer index.
 
 use crate::{
     data::{ModularDataset, Split},
@@ -41,7 +48,7 @@ impl HostNetwork {
         let (p, h) = (self.p, self.h);
         let (wa, wb) = (&self.w1t[a * h..][..h], &self.w1t[(p + b) * h..][..h]);
         for n in 0..h {
-            post[n] = (wa[n] + wb[n]).max(0.0);
+            post[n] = relu(wa[n] + wb[n]);
         }
         for (logit, w2_row) in logits.iter_mut().zip(self.w2.chunks_exact(h)) {
             *logit = w2_row.iter().zip(&*post).map(|(w, x)| w * x).sum();
@@ -63,11 +70,70 @@ impl HostNetwork {
     }
 }
 
-/// The index of the first maximum of `values`.
-pub fn first_argmax(values: &[f64]) -> usize {
+/// The activation: `max(x, 0)`.
+pub fn relu(x: f64) -> f64 {
+    x.max(0.0)
+}
+
+/// `pre[a * p + b] = input_a[a] + input_b[b]` for the two input weight vectors of one neuron.
+///
+/// # Shapes
+/// `input_a, input_b: [p]` -> `[p²]`.
+pub fn grid(input_a: &[f64], input_b: &[f64]) -> Vec<f64> {
+    input_a
+        .iter()
+        .flat_map(|&wa| input_b.iter().map(move |&wb| wa + wb))
+        .collect()
+}
+
+/// `pre` of neuron `n` over the grid.
+///
+/// # Shapes
+/// Returns `[p²]`, index `a * p + b`.
+///
+/// # Panics
+/// If `n >= d_hidden`.
+pub fn pre_grid(weights: &MlpWeights, n: usize) -> Vec<f64> {
+    grid(&weights.input_a(n), &weights.input_b(n))
+}
+
+/// `post = relu(pre)` of neuron `n` over the grid.
+///
+/// # Shapes
+/// Returns `[p²]`, index `a * p + b`.
+///
+/// # Panics
+/// If `n >= d_hidden`.
+pub fn post_grid(weights: &MlpWeights, n: usize) -> Vec<f64> {
+    pre_grid(weights, n).into_iter().map(relu).collect()
+}
+
+/// Post-ReLU activations of every neuron over the grid: `d_hidden` vectors of `p²` values.
+///
+/// # Shapes
+/// Returns `[d_hidden][p²]`, inner index `a * p + b`.
+pub fn post_by_neuron(weights: &MlpWeights) -> Vec<Vec<f64>> {
+    (0..weights.d_hidden())
+        .map(|n| post_grid(weights, n))
+        .collect()
+}
+
+/// Cross-entropy of one row of logits against its label: `logsumexp(logits) - logits[label]`,
+/// with the maximum taken out first.
+///
+/// # Panics
+/// If `label` is not below `logits.len()`.
+pub fn cross_entropy(logits: &[f64], label: usize) -> f64 {
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = logits.iter().map(|&l| (l - max).exp()).sum();
+    max + sum.ln() - logits[label]
+}
+
+/// The index of the first maximum of `values` (0 for an empty slice), as NumPy's `argmax`.
+pub fn first_argmax<T: PartialOrd>(values: &[T]) -> usize {
     let mut best = 0;
-    for (c, &v) in values.iter().enumerate() {
-        if v > values[best] {
+    for (c, v) in values.iter().enumerate() {
+        if *v > values[best] {
             best = c;
         }
     }

@@ -8,7 +8,10 @@
 //! about 1e-6 of their size; [`evaluate::accuracy`](crate::analysis::accuracy) is the exact
 //! `f64` reference.
 
-use crate::data::{ModularDataset, Split};
+use crate::{
+    analysis::evaluate::first_argmax,
+    data::{ModularDataset, Split},
+};
 
 /// Logits of all p² pairs, `[p², p]`, row `a * p + b`.
 #[derive(Debug, Clone)]
@@ -72,16 +75,7 @@ impl GridLogits {
         let rows = data.rows(Split::Full);
         let right = rows
             .iter()
-            .filter(|&&row| {
-                let logits = &self.values[row as usize * p..][..p];
-                let mut best = 0;
-                for (c, &v) in logits.iter().enumerate() {
-                    if v > logits[best] {
-                        best = c;
-                    }
-                }
-                best == data.label(row)
-            })
+            .filter(|&&row| first_argmax(&self.values[row as usize * p..][..p]) == data.label(row))
             .count();
         right as f64 / rows.len() as f64
     }

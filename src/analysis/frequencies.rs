@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fourier::NeuronFit;
+use crate::analysis::fourier::NeuronFit;
 
 /// Neurons per frequency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

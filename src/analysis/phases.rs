@@ -10,7 +10,7 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fourier::NeuronFit;
+use crate::analysis::fourier::NeuronFit;
 
 /// `x` wrapped into `(-π, π]`.
 pub fn wrap_angle(x: f64) -> f64 {

@@ -39,12 +39,12 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analysis::{
         basis::Basis,
-        evaluate::{first_argmax, HostNetwork},
+        evaluate::{cross_entropy, first_argmax, HostNetwork},
+        fourier::{dft, fit_neurons},
         replace::replacement_accuracy,
     },
     data::{ModularDataset, Split},
     error::{Error, Result},
-    fourier::{dft, fit_neurons},
     io::snapshots::Snapshots,
     model::MlpWeights,
 };
@@ -171,13 +171,6 @@ pub fn key_frequencies(weights: &MlpWeights, basis: &Basis) -> Vec<usize> {
     keys.sort_unstable();
     keys.dedup();
     keys
-}
-
-/// `logsumexp(logits) - logits[label]`.
-fn cross_entropy(logits: &[f64], label: usize) -> f64 {
-    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let sum: f64 = logits.iter().map(|&l| (l - max).exp()).sum();
-    max + sum.ln() - logits[label]
 }
 
 /// The rows with coordinates, their coordinate sums, and the key-frequency directions.

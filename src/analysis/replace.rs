@@ -1,16 +1,15 @@
 //! Replacing neurons by their fitted cosines: the notebook's `forward_with_replaced_weights`.
 //!
 //! A replaced neuron `n` has `fc1.weight[n, :p]`, `fc1.weight[n, p:]` and `fc2.weight[:, n]`
-//! overwritten by the cosines fitted to them ([`fit_neurons`](crate::fourier::fit_neurons)). If the
+//! overwritten by the cosines fitted to them ([`fit_neurons`](crate::analysis::fourier::fit_neurons)). If the
 //! network's algorithm lives in those cosines, accuracy survives the replacement. All functions
 //! work on copies: the caller's weights and model are never changed.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::{basis::Basis, evaluate::accuracy},
+    analysis::{basis::Basis, evaluate::accuracy, fourier::NeuronFit},
     data::{ModularDataset, Split},
-    fourier::NeuronFit,
     model::MlpWeights,
     mt19937::Mt19937,
 };

@@ -9,10 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    analysis::{basis::Basis, fast::GridLogits, replace::replacement_accuracy},
+    analysis::{basis::Basis, fast::GridLogits, fourier::NeuronFit, replace::replacement_accuracy},
     data::ModularDataset,
     error::{Error, Result},
-    fourier::NeuronFit,
     model::MlpWeights,
     mt19937::Mt19937,
 };

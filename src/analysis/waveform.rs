@@ -11,7 +11,7 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fourier::fit_cosine;
+use crate::analysis::fourier::fit_cosine;
 
 /// Phases tried per shape.
 pub const PHASE_STEPS: usize = 128;

@@ -7,7 +7,6 @@
 pub mod checkpoint;
 pub mod pytorch;
 pub mod record;
-pub mod run_folder;
 pub mod safetensors;
 pub mod snapshots;
 
@@ -95,27 +94,36 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Reads model weights from `path`, whatever its format: a PyTorch state dict (`.pth`), a
-/// `.safetensors` file, or a Burn record written by [`record::save_model`]. The format is chosen
-/// by content ([`WeightFormat::sniff`]), not by extension; `p` and `d_hidden` come from the shapes.
+/// `.safetensors` file (a training checkpoint's weights too), or a Burn record written by
+/// [`record::save_model`]. The format is chosen by content ([`WeightFormat::sniff`]), not by
+/// extension; `p` and `d_hidden` come from the shapes.
 ///
 /// # Errors
-/// As [`read_file`]; [`Error::Format`] if the file is of no supported format, truncated or
-/// corrupt, declares more data than it holds, holds non-finite weights, or holds tensors that do
-/// not describe an MLP (the message names the key or shape at fault).
+/// As [`read_file`] and [`weights_from_bytes`].
 pub fn load_weights(path: impl AsRef<Path>) -> Result<MlpWeights> {
     let path = path.as_ref();
+    weights_from_bytes(&read_file(path)?, path)
+}
+
+/// The weights in a weight file's `bytes` (see [`load_weights`]); `path` only names the source
+/// in errors.
+///
+/// # Errors
+/// [`Error::Format`] if the bytes are of no supported format, truncated or corrupt, declare
+/// more data than they hold, hold non-finite weights, or hold tensors that do not describe an
+/// MLP (the message names the key or shape at fault).
+pub fn weights_from_bytes(bytes: &[u8], path: &Path) -> Result<MlpWeights> {
     let format = |reason: String| Error::Format {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = read_file(path)?;
-    let weights = match WeightFormat::sniff(&bytes) {
-        Some(WeightFormat::Pytorch) => pytorch::weights_from_bytes(&bytes, path),
-        Some(WeightFormat::Safetensors) if checkpoint::is_trainer_state(&bytes) => {
-            Ok(checkpoint::state_from_bytes(&bytes, path)?.weights)
+    let weights = match WeightFormat::sniff(bytes) {
+        Some(WeightFormat::Pytorch) => pytorch::weights_from_bytes(bytes, path),
+        Some(WeightFormat::Safetensors) if checkpoint::is_trainer_state(bytes) => {
+            Ok(checkpoint::state_from_bytes(bytes, path)?.weights)
         }
-        Some(WeightFormat::Safetensors) => safetensors::weights_from_bytes(&bytes, path),
-        Some(WeightFormat::BurnRecord) => record::weights_from_bytes(&bytes, path),
+        Some(WeightFormat::Safetensors) => safetensors::weights_from_bytes(bytes, path),
+        Some(WeightFormat::BurnRecord) => record::weights_from_bytes(bytes, path),
         None => Err(format(
             "not a PyTorch state dict, a safetensors file or a Burn record (unrecognised content)"
                 .into(),
@@ -212,18 +220,6 @@ pub fn csv_text<T: serde::Serialize>(rows: &[T]) -> String {
     }
     let bytes = writer.into_inner().expect("writing to memory cannot fail");
     String::from_utf8(bytes).expect("CSV of plain data is UTF-8")
-}
-
-/// Reads an `f64` that may be `null`: JSON has no NaN or infinity, so serde_json writes them as
-/// `null`, and a run that diverged must still be readable (a `null` reads as NaN).
-///
-/// # Errors
-/// The deserializer's, for anything but a number or `null`.
-pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<f64, D::Error> {
-    use serde::Deserialize as _;
-    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// A named tensor read from a file: its shape and values as `f32`.

@@ -6,13 +6,12 @@ use std::f64::consts::PI;
 use plotters::style::{RGBColor, BLACK};
 
 use super::{
-    page::{opt, pct},
     plot::{self, Axes, Band, Heatmap, Line, Scatter, OTHER, PALETTE},
     Analysis,
 };
 use crate::{
     analysis::{
-        activations::{grid, pre_grid},
+        evaluate::{grid, post_grid, pre_grid},
         phases::wrap_angle,
         progress::ProgressMeasures,
     },
@@ -33,6 +32,16 @@ pub(super) struct Inputs<'a> {
     pub sims: &'a [Vec<Vec<f64>>; 3],
     /// Progress measures along training, if snapshots were kept.
     pub progress: Option<&'a ProgressMeasures>,
+}
+
+/// Percent with one decimal (captions and the page's table).
+pub(super) fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+/// `x` with `digits` decimals, or "n/a" (captions and the page's table).
+pub(super) fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
 
 /// One figure of the page.
@@ -456,12 +465,7 @@ fn activation_heatmaps(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         .config
         .heatmap_neurons
         .iter()
-        .map(|&n| {
-            pre_grid(weights, n)
-                .into_iter()
-                .map(|v| v.max(0.0))
-                .collect()
-        })
+        .map(|&n| post_grid(weights, n))
         .collect();
     let normed: Vec<Vec<f64>> = posts
         .iter()
@@ -681,7 +685,7 @@ fn fitted_parameters(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let p = a.m;
     let mut figures = Vec::new();
     let (fcol, _) = freq_colors(&a.freqs);
-    let ab = |f: &dyn Fn(&crate::fourier::NeuronFit) -> (f64, f64)| -> Vec<(f64, f64, RGBColor)> {
+    let ab = |f: &dyn Fn(&crate::analysis::fourier::NeuronFit) -> (f64, f64)| -> Vec<(f64, f64, RGBColor)> {
         a.fits
             .iter()
             .zip(&fcol)

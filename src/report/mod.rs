@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analysis::{
         self,
-        activations::post_by_neuron,
         cluster::{adjusted_rand_index, kmeans},
         construction::{construction_curve, ConstructionCurve},
         embed::tsne,
+        evaluate::post_by_neuron,
+        fourier::NeuronFit,
         frequencies::{frequency_histogram, neuron_frequencies, FrequencyHistogram},
         phases::{phase_relations, PhaseRelations},
         progress::ProgressMeasures,
@@ -31,7 +32,6 @@ use crate::{
     },
     data::{ModularDataset, Split},
     error::{Error, Result},
-    fourier::NeuronFit,
     io::write_json,
     model::MlpWeights,
     operation::Operation,

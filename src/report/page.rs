@@ -4,7 +4,10 @@
 use minijinja::{context, Environment};
 use serde::Serialize;
 
-use super::{figures::Figure, Analysis};
+use super::{
+    figures::{opt, pct, Figure},
+    Analysis,
+};
 use crate::error::{Error, Result};
 
 const TEMPLATE: &str = include_str!("page.html");
@@ -16,16 +19,6 @@ struct Entry<'a> {
     file: &'a str,
     title: &'a str,
     caption: &'a str,
-}
-
-/// Percent with one decimal.
-pub(super) fn pct(x: f64) -> String {
-    format!("{:.1}%", 100.0 * x)
-}
-
-/// `x` with `digits` decimals, or "n/a".
-pub(super) fn opt(x: Option<f64>, digits: usize) -> String {
-    x.map_or("n/a".into(), |v| format!("{v:.digits$}"))
 }
 
 /// The summary table: (label, value) rows.

@@ -1,6 +1,9 @@
 //! `sweep.csv` and `sweep.json`, written atomically, and the merge of shards' results.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +105,71 @@ pub fn prepare_folder(dir: &Path) -> Result<()> {
     let probe = crate::io::temporary_sibling(&dir.join("sweep.json"));
     std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
     std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
+/// Checks a sweep's output folder before anything runs: a path, and not a folder holding a
+/// sweep unless `force`.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an empty path or a folder holding a sweep without `force`.
+pub fn check_out(dir: &Path, force: bool) -> Result<()> {
+    let refuse = |reason| Error::InvalidConfig {
+        field: "out",
+        value: dir.display().to_string(),
+        reason,
+    };
+    if dir.as_os_str().is_empty() {
+        return Err(refuse("an empty path"));
+    }
+    if dir.join("sweep.json").exists() && !force {
+        return Err(refuse(
+            "it already holds a sweep; pass --force to overwrite it",
+        ));
+    }
+    Ok(())
+}
+
+/// Joins the sweep folders `parts` (shards of one sweep) into folder `out`: their results
+/// ([`merge_sweeps`]) and their kept models (`--save-models`), as if the sweep had run
+/// unsharded. Every part is read before `out` is touched; an earlier sweep's models in `out`
+/// go. Returns the merged file.
+///
+/// # Errors
+/// As [`check_out`], [`read_sweep`] and [`merge_sweeps`]; [`Error::InvalidConfig`] if `out` is
+/// one of the parts; [`Error::Io`] if a file cannot be copied or written.
+pub fn merge_folders(parts: &[PathBuf], out: &Path, force: bool) -> Result<SweepFile> {
+    check_out(out, force)?;
+    let files = parts
+        .iter()
+        .map(|dir| read_sweep(&dir.join("sweep.json")))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = merge_sweeps(&files)?;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(part) = parts.iter().find(|dir| same(dir, out)) {
+        return Err(Error::InvalidConfig {
+            field: "out",
+            value: part.display().to_string(),
+            reason: "it is one of the merged folders; merge into a new folder",
+        });
+    }
+    prepare_folder(out)?;
+    clear_models(out)?;
+    for (dir, part) in parts.iter().zip(&files) {
+        for result in &part.results {
+            let from = model_file(dir, result.index);
+            if from.exists() {
+                let to = model_file(out, result.index);
+                let folder = to.parent().expect("models/");
+                std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+                write_atomic(&to, &crate::io::read_file(&from)?)?;
+            }
+        }
+    }
+    write_sweep(out, &merged)?;
+    Ok(merged)
 }
 
 /// Reads a `sweep.json`.

@@ -21,17 +21,18 @@
 mod files;
 mod plot;
 
-use std::{collections::HashMap, str::FromStr, time::Instant};
+use std::{collections::HashMap, path::Path, str::FromStr, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
 pub use files::{
-    clear_models, merge_sweeps, model_file, prepare_folder, read_sweep, write_models, write_sweep,
-    SweepFile,
+    check_out, clear_models, merge_folders, merge_sweeps, model_file, prepare_folder, read_sweep,
+    write_models, write_sweep, SweepFile,
 };
 pub use plot::{grok_epoch_distribution_svg, phase_diagram_svg};
 
 use crate::{
+    device::{self, BackendJob, BackendKind},
     error::{Error, Result},
     model::MlpWeights,
     operation::Operation,
@@ -233,16 +234,16 @@ pub struct ModelResult {
     /// First epoch with validation accuracy at least 0.99 (`None`: never).
     pub grok_epoch: Option<usize>,
     /// Last epoch's mean training loss.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "crate::train::nan_if_null")]
     pub train_loss: f64,
     /// Last epoch's validation loss.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "crate::train::nan_if_null")]
     pub val_loss: f64,
     /// Last epoch's training accuracy.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "crate::train::nan_if_null")]
     pub train_acc: f64,
     /// Last epoch's validation accuracy.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "crate::train::nan_if_null")]
     pub val_acc: f64,
     /// Seconds per epoch once warm: from the end of epoch `min(5, epochs/2)` to the last, over
     /// the epochs between (for a batched model, its batch's time). `None` below 2 epochs.
@@ -369,7 +370,7 @@ fn trains_on_host<B: TrainBackend>(batch: &[GridPoint]) -> bool {
     batch
         .iter()
         .all(|p| p.config.engine.resolve() == Engine::Fused)
-        && crate::train::is_cpu_backend::<B>()
+        && BackendKind::of::<B>().is_some_and(BackendKind::is_cpu)
 }
 
 /// Checks, before anything trains, that the machine has the memory [`train_points`] will hold at
@@ -496,4 +497,135 @@ pub fn train_points<B: TrainBackend>(
         models: models.into_iter().flatten().collect(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// How a sweep runs: which shard, batched or not, and whether it keeps its models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepOptions {
+    /// The slice of the grid to train ([`Shard::ALL`]: all of it).
+    pub shard: Shard,
+    /// Batched or one model after another.
+    pub mode: SweepMode,
+    /// Most models in one batched ensemble.
+    pub max_batch: usize,
+    /// Keep every model's final weights ([`model_file`]).
+    pub save_models: bool,
+    /// Overwrite a folder that already holds a sweep.
+    pub force: bool,
+}
+
+impl Default for SweepOptions {
+    /// The whole grid, batched 256 at a time, no models kept, no overwriting.
+    fn default() -> Self {
+        SweepOptions {
+            shard: Shard::ALL,
+            mode: SweepMode::Batched,
+            max_batch: 256,
+            save_models: false,
+            force: false,
+        }
+    }
+}
+
+/// Runs the sweep of `grid` (its shard in `options`) into folder `out` on `device`: the
+/// folder is checked and tried, and the memory, before any training, then the models train and
+/// `sweep.csv`, `sweep.json`, the figures and the kept models are written. `on_progress(done,
+/// total)` is called after every epoch of every model, in model-epochs. Returns `sweep.json`'s
+/// content.
+///
+/// # Errors
+/// As [`check_out`]; [`Error::InvalidConfig`] for an invalid grid or a shard without a model;
+/// [`Error::InsufficientMemory`] ([`check_memory`]); [`Error::Io`] for a folder that cannot be
+/// written (before training).
+pub fn run_sweep<B: TrainBackend>(
+    grid: &Grid,
+    out: &Path,
+    options: &SweepOptions,
+    device: &B::Device,
+    mut on_progress: impl FnMut(u64, u64),
+) -> Result<SweepFile> {
+    check_out(out, options.force)?;
+    let shard = options.shard;
+    let points = shard.select(&grid.points()?);
+    if points.is_empty() {
+        return Err(Error::InvalidConfig {
+            field: "shard",
+            value: shard.to_string(),
+            reason: "this shard of the grid holds no model (the grid has fewer points than shards)",
+        });
+    }
+    // Memory, then the folder (made and tried), before any training: a sweep that cannot run or
+    // cannot be written fails now, not after hours of work. An earlier sweep's models go.
+    check_memory::<B>(
+        &points,
+        options.mode,
+        options.max_batch,
+        options.save_models,
+    )?;
+    prepare_folder(out)?;
+    clear_models(out)?;
+    let total = points
+        .iter()
+        .fold(0u64, |sum, p| sum.saturating_add(p.config.epochs as u64));
+    let mut done = 0u64;
+    let trained = train_points::<B>(
+        &points,
+        options.mode,
+        options.max_batch,
+        options.save_models,
+        device,
+        |n| {
+            done = done.saturating_add(n as u64);
+            on_progress(done, total);
+        },
+    )?;
+    let file = SweepFile {
+        grid: grid.clone(),
+        shards: vec![shard],
+        backend: device::backend_name::<B>(device),
+        mode: options.mode,
+        models: trained.results.len(),
+        train_seconds: trained.seconds,
+        results: trained.results,
+    };
+    if options.save_models {
+        write_models(out, &file.results, &trained.models)?;
+    }
+    write_sweep(out, &file)?;
+    Ok(file)
+}
+
+/// [`run_sweep`] on `backend`'s default device, after checking that the backend runs here
+/// ([`device::on_backend`]).
+///
+/// # Errors
+/// As [`run_sweep`]; [`Error::NotCompiled`], [`Error::Device`].
+pub fn run_sweep_on(
+    backend: BackendKind,
+    grid: &Grid,
+    out: &Path,
+    options: &SweepOptions,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<SweepFile> {
+    struct Sweep<'a> {
+        grid: &'a Grid,
+        out: &'a Path,
+        options: &'a SweepOptions,
+        on_progress: &'a mut dyn FnMut(u64, u64),
+    }
+    impl BackendJob for Sweep<'_> {
+        type Output = SweepFile;
+        fn run<B: TrainBackend>(self, device: &B::Device) -> Result<SweepFile> {
+            run_sweep::<B>(self.grid, self.out, self.options, device, self.on_progress)
+        }
+    }
+    device::on_backend(
+        backend,
+        Sweep {
+            grid,
+            out,
+            options,
+            on_progress,
+        },
+    )
 }

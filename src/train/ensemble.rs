@@ -58,9 +58,9 @@ pub fn shape_key(
 /// [`StepBackend`]: one step is one operation for all K members.
 ///
 /// Each member has its own seed, so its own initial weights, data split and batch order; member
-/// `k`'s history equals training it alone, to float rounding (`tests/sweep.rs`). Metrics stay on
-/// the device through an epoch and are read once per epoch for all members. On a GPU this is
-/// what fills the card: one short sequence of kernel launches per step for K models.
+/// `k`'s history equals training it alone, to float rounding (`tests/integration/sweep.rs`).
+/// Metrics stay on the device through an epoch and are read once per epoch for all members. On a
+/// GPU this is what fills the card: one short sequence of kernel launches per step for K models.
 pub struct Ensemble<B: TrainBackend> {
     configs: Vec<TrainingConfig>,
     data: Vec<ModularDataset>,
@@ -270,10 +270,8 @@ impl<B: TrainBackend> Ensemble<B> {
             dispatch!(&mut self.stack, stack_take_sums);
         }
         let n_train = self.data[0].train_rows().len();
-        let batch_size = self.configs[0].batch_size;
-        for begin in (0..n_train).step_by(batch_size) {
-            let end = (begin + batch_size).min(n_train);
-            dispatch!(&mut self.stack, stack_step, begin..end);
+        for rows in super::batches(n_train, self.configs[0].batch_size) {
+            dispatch!(&mut self.stack, stack_step, rows);
         }
         dispatch!(&mut self.stack, stack_validate);
         let sums: Vec<EpochSums> = dispatch!(&mut self.stack, stack_take_sums);

@@ -32,12 +32,9 @@
 pub mod checkpoint;
 mod ensemble;
 
-use std::{any::TypeId, cell::OnceCell};
+use std::{cell::OnceCell, ops::Range};
 
-use burn::{
-    config::Config,
-    tensor::{activation::log_softmax, backend::Backend, ElementConversion, Int, Tensor},
-};
+use burn::{config::Config, tensor::backend::Backend};
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::TrainerState;
@@ -45,11 +42,23 @@ pub(crate) use ensemble::Start;
 pub use ensemble::{shape_key, Ensemble, TrainBackend};
 
 use crate::{
-    data::{train_rows_for, ModularDataset, SplitTensors},
+    data::{train_rows_for, ModularDataset},
     error::{self, Error},
     model::{Mlp, MlpConfig},
     operation::Operation,
 };
+
+/// The batches of an epoch over `n_train` training rows, in order: rows
+/// `[i·batch_size, min((i + 1)·batch_size, n_train))` of the training split (the last batch may
+/// be shorter), as the notebook walks them. The one place the batch count is decided.
+///
+/// # Panics
+/// If `batch_size` is 0.
+pub fn batches(n_train: usize, batch_size: usize) -> impl ExactSizeIterator<Item = Range<usize>> {
+    assert!(batch_size > 0, "a batch needs at least one row");
+    (0..n_train.div_ceil(batch_size))
+        .map(move |i| i * batch_size..((i + 1) * batch_size).min(n_train))
+}
 
 /// Validation accuracy at which a run counts as generalised (the notebook's 99%).
 pub const GROK_THRESHOLD: f64 = 0.99;
@@ -109,12 +118,60 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// Every engine, in the order `--help` lists them.
+    pub const ALL: [Engine; 3] = [Engine::Auto, Engine::Generic, Engine::Fused];
+
+    /// The name, as `--engine` spells it: `auto`, `generic`, `fused`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Generic => "generic",
+            Engine::Fused => "fused",
+        }
+    }
+
+    /// One line on what it is (for `--help`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Engine::Auto => "the backend's own implementation (fused)",
+            Engine::Generic => {
+                "the reference: Burn's tensor operations and autodiff on the backend"
+            }
+            Engine::Fused => {
+                "the backend's own implementation of the step: host code on ndarray and flex, \
+                 CubeCL kernels on wgpu, vulkan and cuda"
+            }
+        }
+    }
+
     /// The engine this choice means (never [`Engine::Auto`]).
     pub fn resolve(self) -> Engine {
         match self {
             Engine::Auto => Engine::Fused,
             other => other,
         }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = Error;
+
+    /// One of [`Engine::name`]'s names.
+    fn from_str(text: &str) -> error::Result<Self> {
+        Engine::ALL
+            .into_iter()
+            .find(|engine| engine.name() == text)
+            .ok_or(Error::InvalidConfig {
+                field: "engine",
+                value: text.to_owned(),
+                reason: "expected auto, generic or fused",
+            })
     }
 }
 
@@ -136,23 +193,6 @@ pub(crate) fn upgrade_config_json(value: &mut serde_json::Value) {
             .entry("operation")
             .or_insert_with(|| Operation::Add.name().into());
     }
-}
-
-/// Whether `B` (or the backend inside its autodiff wrapper) is one of the compiled CPU backends.
-pub(crate) fn is_cpu_backend<B: Backend>() -> bool {
-    #[allow(unused_mut)]
-    let mut cpu: Vec<TypeId> = Vec::new();
-    #[cfg(feature = "ndarray")]
-    {
-        cpu.push(TypeId::of::<burn::backend::NdArray>());
-        cpu.push(TypeId::of::<burn::backend::Autodiff<burn::backend::NdArray>>());
-    }
-    #[cfg(feature = "flex")]
-    {
-        cpu.push(TypeId::of::<burn::backend::Flex>());
-        cpu.push(TypeId::of::<burn::backend::Autodiff<burn::backend::Flex>>());
-    }
-    cpu.contains(&TypeId::of::<B>())
 }
 
 impl TrainingConfig {
@@ -242,20 +282,32 @@ pub struct EpochMetrics {
     /// Epoch number, from 0.
     pub epoch: usize,
     /// Mean cross-entropy over the training rows, each taken before its batch's step.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
     /// Mean cross-entropy over the validation rows after the epoch.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f64,
     /// Fraction of training rows predicted right, each before its batch's step.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_acc: f64,
     /// Fraction of validation rows predicted right after the epoch.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_acc: f64,
     /// Seconds since training started, at the end of this epoch.
-    #[serde(deserialize_with = "crate::io::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
+}
+
+/// Reads an `f64` that may be `null`: JSON has no NaN or infinity, so serde_json writes them as
+/// `null`, and a run that diverged must still be readable (a `null` reads as NaN).
+///
+/// # Errors
+/// The deserializer's, for anything but a number or `null`.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<f64, D::Error> {
+    use serde::Deserialize as _;
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// All epochs of a run.
@@ -463,12 +515,16 @@ impl<B: TrainBackend> Trainer<B> {
     /// # Panics
     /// If `index` is not below the number of batches per epoch.
     pub fn step(&mut self, index: usize) {
-        let n_train = self.data().train_rows().len();
-        let batch_size = self.config().batch_size;
-        let begin = index * batch_size;
-        assert!(begin < n_train, "batch {index} is past the training split");
+        let rows = batches(self.data().train_rows().len(), self.config().batch_size)
+            .nth(index)
+            .unwrap_or_else(|| panic!("batch {index} is past the training split"));
         self.model.take();
-        self.ensemble.step(begin..(begin + batch_size).min(n_train));
+        self.ensemble.step(rows);
+    }
+
+    /// Optimiser steps per epoch ([`batches`]).
+    pub fn batches_per_epoch(&self) -> usize {
+        batches(self.data().train_rows().len(), self.config().batch_size).len()
     }
 
     /// Runs one epoch: a step per batch, then validation. Returns its metrics.
@@ -612,41 +668,4 @@ pub fn train<B: TrainBackend>(
     observer: impl EpochObserver,
 ) -> error::Result<Trained<B::InnerBackend>> {
     Ok(Trainer::<B>::new(config, device)?.run(observer))
-}
-
-/// Mean cross-entropy of `logits` against integer `labels`.
-///
-/// # Shapes
-/// `logits: [n, p]`, `labels: [n]` -> `[1]`.
-pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
-    let log_probs = log_softmax(logits, 1); // [n, p]
-    log_probs
-        .gather(1, labels.unsqueeze_dim(1)) // [n, 1]
-        .mean()
-        .neg()
-}
-
-/// Number of rows whose largest logit is at the label (first maximum on ties).
-///
-/// # Shapes
-/// `logits: [n, p]`, `labels: [n]` -> `[1]`.
-pub fn count_correct<B: Backend>(
-    logits: Tensor<B, 2>,
-    labels: Tensor<B, 1, Int>,
-) -> Tensor<B, 1, Int> {
-    let [n, _] = logits.dims();
-    logits.argmax(1).reshape([n]).equal(labels).int().sum()
-}
-
-/// Mean loss and accuracy of `model` on a split (Burn's tensor operations, on any backend).
-pub fn evaluate<B: Backend>(model: &Mlp<B>, split: &SplitTensors<B>) -> (f64, f64) {
-    let n = split.labels.dims()[0];
-    let logits = model.forward_pairs(split.pairs.clone());
-    let loss = scalar(cross_entropy(logits.clone(), split.labels.clone()));
-    let correct = scalar(count_correct(logits, split.labels.clone()).float());
-    (loss, correct / n as f64)
-}
-
-fn scalar<B: Backend>(tensor: Tensor<B, 1>) -> f64 {
-    tensor.into_scalar().elem()
 }

@@ -49,7 +49,10 @@ pub fn expected(stem: &str) -> serde_json::Value {
 
 /// Asserts that `fits` equal the reference's per-neuron fits: same frequencies, and phase,
 /// scale, offset and R² within `1e-9`.
-pub fn assert_fits_match(fits: &[grokking::fourier::NeuronFit], expected: &serde_json::Value) {
+pub fn assert_fits_match(
+    fits: &[grokking::analysis::fourier::NeuronFit],
+    expected: &serde_json::Value,
+) {
     let neurons = expected["neurons"].as_array().unwrap();
     assert_eq!(fits.len(), neurons.len());
     for (n, (fit, want)) in fits.iter().zip(neurons).enumerate() {

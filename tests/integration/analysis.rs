@@ -8,18 +8,18 @@ use common::{cosine, fixture};
 use grokking::{
     analysis::{
         self,
-        activations::{post_by_neuron, pre_grid},
         cluster::{adjusted_rand_index, kmeans},
         construction::{construction_curve, construction_weights, random_cosine_neurons},
         embed::tsne,
+        evaluate::{post_by_neuron, pre_grid},
         fast::GridLogits,
+        fourier::fit_neurons,
         frequencies::{frequency_histogram, neuron_frequencies},
         phases::{median, phase_relations, wrap_angle},
         similarity::{cosine_similarity, fc1_rows, fc2_columns},
         sweep_replacement::replacement_sweep,
         waveform::{fit_waveforms, summarize, Shape},
     },
-    fourier::fit_neurons,
     io, MlpConfig, MlpWeights, ModularDataset, Split,
 };
 

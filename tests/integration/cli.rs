@@ -1,5 +1,5 @@
-//! The `grok` example as a user runs it: bad arguments fail with one line, a small run writes a
-//! complete run folder.
+//! The programs as a user runs them: bad arguments fail with one line, and the flags reach the
+//! library (whose rules are tested in-process: `run`, `sweep`).
 #![cfg(feature = "flex")]
 
 use crate::common;
@@ -81,39 +81,6 @@ fn bad_arguments_fail_with_one_clear_line() {
 }
 
 #[test]
-fn unusable_paths_fail_with_one_line_before_training() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, b"x").unwrap();
-    for out in [file.clone(), file.join("under-a-file")] {
-        let result = grok()
-            .args(["--epochs", "1", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(!result.status.success());
-        let stderr = String::from_utf8(result.stderr).unwrap();
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("a-file"), "{stderr}");
-    }
-    // Nothing to resume: a missing folder, and a folder whose checkpoint is garbage.
-    let missing = dir.path().join("missing");
-    let garbage = dir.path().join("garbage");
-    std::fs::create_dir(&garbage).unwrap();
-    std::fs::write(garbage.join("checkpoint.safetensors"), b"not a checkpoint").unwrap();
-    for folder in [&missing, &garbage] {
-        let result = grok().arg("--resume").arg(folder).output().unwrap();
-        assert!(!result.status.success());
-        let stderr = String::from_utf8(result.stderr).unwrap();
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(stderr.contains("checkpoint"), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-    }
-    assert!(!missing.exists());
-    assert_eq!(std::fs::read_dir(&garbage).unwrap().count(), 1);
-}
-
-#[test]
 fn a_configuration_larger_than_memory_is_refused_before_anything_is_written() {
     if grokking::memory::available_bytes().is_none() {
         return; // not Linux: nothing to check against
@@ -135,125 +102,69 @@ fn a_backend_not_compiled_in_is_a_clear_error() {
     fails_with_one_line(&["--backend", "cuda"], "not compiled in");
 }
 
+/// The flags reach the library's run: backend, snapshots, checkpoints, the report, resume with
+/// its threads, `--force`; and the results are printed.
 #[test]
-fn a_small_run_writes_every_file() {
+fn grok_runs_resumes_and_replaces_as_its_flags_say() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
+    let small = ["--p", "11", "--hidden", "8", "--epochs", "3"];
     let out = grok()
-        .args([
-            "--backend",
-            "ndarray",
-            "--p",
-            "13",
-            "--hidden",
-            "24",
-            "--epochs",
-            "3",
-        ])
-        .args(["--batch-size", "32", "--seed", "3", "--out"])
+        .args(small)
+        .args(["--backend", "ndarray", "--checkpoint-every", "1"])
+        .args(["--snapshot-every", "1", "--out"])
         .arg(&run)
         .output()
         .unwrap();
     assert_succeeded(&out);
-
-    let config: Value =
-        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["model"]["p"], 13);
-    assert_eq!(config["epochs"], 3);
-
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(
-        lines[0],
-        "epoch,train_loss,val_loss,train_acc,val_acc,seconds"
-    );
-    assert_eq!(lines.len(), 4);
-    assert!(lines[3].starts_with("2,"));
-
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "progress measures of 3 snapshots",
+        "3 epochs on ndarray in",
+        "final: train_loss",
+        "full-grid accuracy",
+        "cosine fits in identity coordinates",
+        "report.html in",
+        "wrote ",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
     let summary: Value =
         serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
-    for key in [
-        "grok_epoch",
-        "final",
-        "train_seconds",
-        "full_accuracy",
-        "replaced_all_accuracy",
-        "backend",
-    ] {
-        assert!(summary.get(key).is_some(), "summary lacks {key}: {summary}");
-    }
     assert_eq!(summary["backend"], "ndarray");
-    assert!(summary["final"]["val_acc"].as_f64().unwrap() <= 1.0);
-
-    let neurons: Value =
-        serde_json::from_slice(&std::fs::read(run.join("neurons.json")).unwrap()).unwrap();
-    assert_eq!(neurons["p"], 13);
-    assert_eq!(neurons["hidden"], 24);
-    let first = &neurons["neurons"][0];
-    for part in ["in_a", "in_b", "out"] {
-        for field in ["freq", "phase", "scale", "offset", "r2"] {
-            assert!(first[part].get(field).is_some(), "{part}.{field}");
-        }
+    for file in ["checkpoint.safetensors", "progress.json", "report.html"] {
+        assert!(run.join(file).exists(), "{file}");
     }
-    assert_eq!(neurons["neurons"].as_array().unwrap().len(), 24);
-    assert!(run.join("model.mpk").exists());
-    assert!(run.join("model.safetensors").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&run)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
-
-    // A finished run is not overwritten without --force.
-    let again = grok()
-        .args(["--p", "13", "--epochs", "1", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
+    // A finished run is neither resumed nor replaced without --force.
+    let again = grok().arg("--resume").arg(&run).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("finished"));
+    let again = grok().args(small).arg("--out").arg(&run).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    // With --force, the old run's files go first: no report of the old model is left beside a
-    // new run without one.
-    assert!(run.join("report.html").exists() && run.join("figures").is_dir());
+    // As if killed after its last checkpoint: resumed on one thread, recorded in config.json.
+    std::fs::remove_file(run.join("summary.json")).unwrap();
+    let resumed = grok()
+        .arg("--resume")
+        .arg(&run)
+        .args(["--no-report", "--threads", "1", "--snapshot-every", "1"])
+        .output()
+        .unwrap();
+    assert_succeeded(&resumed);
+    let stdout = String::from_utf8_lossy(&resumed.stdout);
+    assert!(stdout.contains("after epoch 3"), "{stdout}");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["threads"], 1);
+    // --force replaces it; --no-report leaves no report.
     let forced = grok()
-        .args([
-            "--p",
-            "13",
-            "--hidden",
-            "24",
-            "--epochs",
-            "1",
-            "--no-report",
-            "--force",
-            "--out",
-        ])
+        .args(small)
+        .args(["--no-report", "--force", "--out"])
         .arg(&run)
         .output()
         .unwrap();
     assert_succeeded(&forced);
-    assert!(!run.join("report.html").exists());
-    let figures_left = std::fs::read_dir(run.join("figures")).map_or(0, |d| d.count());
-    assert_eq!(figures_left, 0, "the old report's figures are left");
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 2);
-    // Analysing the run's model into its own folder (--force) replaces only what analyze writes.
-    let analysed = analyze()
-        .arg("--checkpoint")
-        .arg(run.join("model.safetensors"))
-        .args(["--force", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert_succeeded(&analysed);
-    for kept in [
-        "model.safetensors",
-        "model.mpk",
-        "metrics.csv",
-        "config.json",
-    ] {
-        assert!(run.join(kept).exists(), "analyze --force removed {kept}");
-    }
+    assert!(!run.join("report.html").exists() && !run.join("checkpoint.safetensors").exists());
 }
 
 fn analyze() -> Command {
@@ -261,209 +172,41 @@ fn analyze() -> Command {
 }
 
 #[test]
-fn analyze_reports_a_notebook_state_dict_like_the_reference_script() {
+fn analyze_writes_a_summary_or_one_error_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("analysis");
+    let out_dir = dir.path().join("notebook");
     let out = analyze()
         .arg("--checkpoint")
-        .arg(common::fixture("seed2_p97_h128.pth"))
+        .arg(common::fixture("seed1_p59_h64.pth"))
         .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
     assert_succeeded(&out);
-    let expected = common::expected("seed2_p97_h128");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("addition assumed"), "{stdout}");
+    assert!(stdout.contains("p = 59, 64 neurons"), "{stdout}");
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["p"], 97);
-    assert_eq!(summary["hidden"], 128);
-    for key in ["full_accuracy", "replaced_all_accuracy"] {
-        let (got, want) = (
-            summary[key].as_f64().unwrap(),
-            expected[key].as_f64().unwrap(),
-        );
-        assert!((got - want).abs() < 1e-12, "{key}: {got} vs {want}");
-    }
-    let neurons: Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("neurons.json")).unwrap()).unwrap();
-    let fits: Vec<grokking::fourier::NeuronFit> =
-        serde_json::from_value(neurons["neurons"].clone()).unwrap();
-    common::assert_fits_match(&fits, &expected);
-}
-
-#[test]
-fn analyze_fails_cleanly_on_bad_files_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(summary["p"], 59);
+    // A bad file, and key frequencies without snapshots.
     let garbage = dir.path().join("garbage.pth");
     std::fs::write(&garbage, [0xffu8; 64]).unwrap();
-    let truncated = dir.path().join("truncated.pth");
-    let pth = std::fs::read(common::fixture("seed1_p59_h64.pth")).unwrap();
-    std::fs::write(&truncated, &pth[..pth.len() / 3]).unwrap();
-    for bad in [
-        garbage,
-        truncated,
-        dir.path().to_path_buf(),
-        dir.path().join("missing.pth"),
-        common::fixture("bad_bias.pth"),
-        // Found by the fuzzer: a Burn record whose parameter id makes Burn panic.
-        common::fixture("fuzz_bad_record.bin"),
-        // Found by the fuzzer: a Burn record whose data are shorter than its shape.
-        common::fixture("fuzz_short_record.bin"),
-        // Headers declaring more than the file holds (40 GB of tensor, a 4 GB zip entry).
-        common::fixture("bad_huge_shape.pth"),
-        common::fixture("bad_zip_size.pth"),
-        // Not a regular file: reading it would never end.
-        std::path::PathBuf::from("/dev/zero"),
-    ] {
-        let out_dir = dir.path().join("out");
-        let out = analyze()
-            .arg("--checkpoint")
-            .arg(&bad)
-            .arg("--out")
-            .arg(&out_dir)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{bad:?} was accepted");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{bad:?}: {stderr}");
-        assert!(stderr.starts_with("error:"), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!out_dir.exists(), "{bad:?} left an output folder");
-    }
-}
-
-/// `grok` arguments of a short run that checkpoints every epoch.
-const RESUMABLE: [&str; 14] = [
-    "--snapshot-every",
-    "7",
-    "--p",
-    "61",
-    "--hidden",
-    "64",
-    "--epochs",
-    "400",
-    "--seed",
-    "5",
-    "--checkpoint-every",
-    "1",
-    "--batch-size",
-    "64",
-];
-
-#[cfg(unix)]
-#[test]
-fn a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result() {
-    use std::time::{Duration, Instant};
-    let dir = tempfile::tempdir().unwrap();
-    let whole = dir.path().join("whole");
-    let out = grok()
-        .args(RESUMABLE)
-        .arg("--no-report")
-        .arg("--out")
-        .arg(&whole)
-        .output()
-        .unwrap();
-    assert_succeeded(&out);
-
-    // The same run, killed (SIGKILL: no chance to clean up) once a few checkpoints exist.
-    let killed = dir.path().join("killed");
-    let mut child = grok()
-        .args(RESUMABLE)
-        .arg("--no-report")
-        .arg("--out")
-        .arg(&killed)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let checkpoint = killed.join("checkpoint.safetensors");
-    let start = Instant::now();
-    while !checkpoint.exists() && start.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(20));
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-    assert!(
-        !killed.join("summary.json").exists(),
-        "the run finished before it could be killed; lengthen it"
+    assert_fails_with_one_line(
+        analyze(),
+        &["--checkpoint", garbage.to_str().unwrap()],
+        "error:",
     );
-
-    // Resumed on one thread: the same bits, and config.json says what the run went on with.
-    let out = grok()
-        .arg("--resume")
-        .arg(&killed)
-        .args(["--no-report", "--threads", "1", "--snapshot-every", "7"])
-        .output()
-        .unwrap();
-    assert_succeeded(&out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("resuming"), "{stdout}");
-    let config: Value =
-        serde_json::from_slice(&std::fs::read(killed.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["threads"], 1);
-
-    // Same history (all but the seconds column) and bit-identical weights.
-    let metrics = |run: &std::path::Path| -> Vec<String> {
-        std::fs::read_to_string(run.join("metrics.csv"))
-            .unwrap()
-            .lines()
-            .map(|line| line.rsplit_once(',').unwrap().0.to_string())
-            .collect()
-    };
-    assert_eq!(metrics(&killed).len(), 401);
-    assert_eq!(metrics(&killed), metrics(&whole));
-    for file in ["model.safetensors", "neurons.json", "progress.json"] {
-        assert!(
-            std::fs::read(killed.join(file)).unwrap() == std::fs::read(whole.join(file)).unwrap(),
-            "{file} differs"
-        );
-    }
-    // The snapshots taken before the kill are kept, later ones retaken: the same epochs and
-    // weights (the recorded config differs in the threads the run went on with).
-    let snapshots = |run: &std::path::Path| {
-        grokking::io::snapshots::Snapshots::load(run.join("snapshots.safetensors")).unwrap()
-    };
-    let (resumed, uninterrupted) = (snapshots(&killed), snapshots(&whole));
-    assert_eq!(resumed.epochs(), uninterrupted.epochs());
-    assert_eq!(resumed.len(), 58);
-    assert!((0..58).all(|i| resumed.weights(i) == uninterrupted.weights(i)));
-
-    // A finished run cannot be resumed, and is not touched.
-    let again = grok().arg("--resume").arg(&killed).output().unwrap();
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("finished"));
-}
-
-/// A run that keeps snapshots is not resumed without `--snapshot-every`: they would stop
-/// silently.
-#[test]
-fn a_run_with_snapshots_is_not_resumed_without_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
-    let out = grok()
-        .args([
-            "--p",
-            "11",
-            "--hidden",
-            "8",
-            "--epochs",
-            "3",
-            "--checkpoint-every",
+    assert_fails_with_one_line(
+        analyze(),
+        &[
+            "--checkpoint",
+            garbage.to_str().unwrap(),
+            "--key-frequencies",
             "1",
-        ])
-        .args(["--snapshot-every", "1", "--no-report", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert_succeeded(&out);
-    // As if killed after its last checkpoint.
-    std::fs::remove_file(run.join("summary.json")).unwrap();
-    let refused = grok().arg("--resume").arg(&run).output().unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("--snapshot-every"), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        ],
+        "snapshots",
+    );
 }
 
 fn sweep_cli() -> Command {
@@ -514,116 +257,41 @@ fn a_sweep_over_operations_records_and_draws_them() {
     assert_eq!(summary["basis"], "discrete log to 2, b negated");
 }
 
+/// Shards and their merge, through the flags (the merge's results are tested in-process).
 #[test]
-fn sweep_shards_and_merge_reproduce_the_whole_grid_on_disk() {
+fn sweep_shards_merge_through_the_flags() {
     let dir = tempfile::tempdir().unwrap();
     let grid = [
-        "--p",
-        "13",
-        "--hidden",
-        "16,24",
-        "--seeds",
-        "1..3",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
+        "--p", "7", "--hidden", "4", "--seeds", "1..3", "--epochs", "1",
     ];
-    let run = |extra: &[&str], out: &str| {
-        let out_dir = dir.path().join(out);
-        let result = sweep_cli()
-            .args(grid)
-            .args(extra)
-            .arg("--out")
-            .arg(&out_dir)
-            .output()
-            .unwrap();
-        assert_succeeded(&result);
-        out_dir
-    };
-    let whole = run(&[], "whole");
     let parts: Vec<_> = (0..2)
         .map(|i| {
-            let shard = format!("{i}/2");
-            run(&["--shard", &shard, "--save-models"], &format!("part{i}"))
+            let out = dir.path().join(format!("part{i}"));
+            let result = sweep_cli()
+                .args(grid)
+                .args(["--shard", &format!("{i}/2"), "--save-models", "--out"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert_succeeded(&result);
+            out
         })
         .collect();
-    let merged = sweep_cli()
+    let merged = dir.path().join("merged");
+    let result = sweep_cli()
         .arg("--merge")
         .args(&parts)
         .arg("--out")
-        .arg(dir.path().join("merged"))
+        .arg(&merged)
         .output()
         .unwrap();
-    assert_succeeded(&merged);
-    // Everything but the last column, the shards' own timings.
-    let csv = |d: &std::path::Path| -> Vec<String> {
-        let text = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
-        let untimed = |line: &str| line.rsplit_once(',').unwrap().0.to_owned();
-        text.lines().map(untimed).collect()
-    };
-    assert_eq!(csv(&whole).len(), 7);
-    assert_eq!(csv(&dir.path().join("merged")), csv(&whole));
-    let json: Value =
-        serde_json::from_slice(&std::fs::read(whole.join("sweep.json")).unwrap()).unwrap();
-    assert_eq!(json["models"], 6);
-    assert!(json["train_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(json["backend"], "flex");
-    assert!(whole.join("phase_diagram.svg").exists());
-
-    // --save-models: each shard keeps its models, the merge gathers all six, and `analyze`
-    // opens any of them (here model 4: hidden 24, seed 2).
-    let models = dir.path().join("merged").join("models");
-    assert_eq!(std::fs::read_dir(&models).unwrap().count(), 6);
-    // A merge into one of its own parts is refused (it would copy models onto themselves).
-    let onto_part = sweep_cli()
-        .arg("--merge")
-        .args(&parts)
-        .arg("--force")
-        .arg("--out")
-        .arg(&parts[0])
-        .output()
-        .unwrap();
-    assert!(!onto_part.status.success());
-    assert!(String::from_utf8_lossy(&onto_part.stderr).contains("one of the merged folders"));
-    // A sweep forced over one that kept models leaves none of the old models behind.
-    let again = sweep_cli()
-        .args(grid)
-        .args(["--shard", "1/2", "--force", "--out"])
-        .arg(&parts[0])
-        .output()
-        .unwrap();
-    assert_succeeded(&again);
-    assert!(!parts[0].join("models").exists());
-    assert!(!whole.join("models").exists());
-    let analysed = analyze()
-        .arg("--checkpoint")
-        .arg(models.join("000004.safetensors"))
-        .arg("--out")
-        .arg(dir.path().join("cell"))
-        .output()
-        .unwrap();
-    assert_succeeded(&analysed);
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("cell").join("summary.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        (summary["p"].as_u64(), summary["hidden"].as_u64()),
-        (Some(13), Some(24))
+    assert_succeeded(&result);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        stdout.contains("merged 3 models from 2 folders"),
+        "{stdout}"
     );
-
-    // A bad shard is one line and no output.
-    let bad = sweep_cli()
-        .args(["--shard", "2/2", "--out"])
-        .arg(dir.path().join("bad"))
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("shard"), "{stderr}");
-    assert!(!dir.path().join("bad").exists());
+    assert_eq!(std::fs::read_dir(merged.join("models")).unwrap().count(), 3);
 }
 
 /// `sweep` on a tiny grid with `args`: one error line holding `needle`, no folder.
@@ -660,55 +328,4 @@ fn hostile_sweep_arguments_fail_with_one_line_and_no_folder() {
         &["--merge", "/nonexistent-sweep-folder"],
         "nonexistent-sweep-folder",
     );
-}
-
-#[test]
-fn a_sweep_into_an_unwritable_folder_fails_before_training() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, b"x").unwrap();
-    // 128,000 model-epochs, a quarter of an hour here: the error must come before them (this
-    // bounds no speed; it tells "refused first" from "refused after training").
-    let start = std::time::Instant::now();
-    let out = sweep_cli()
-        .args(["--seeds", "1..64", "--epochs", "2000", "--out"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        start.elapsed().as_secs() < 60,
-        "it trained before it failed"
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("a-file"), "{stderr}");
-}
-
-#[test]
-fn a_new_run_in_a_folder_without_a_run_removes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("mine");
-    std::fs::create_dir_all(out.join("figures")).unwrap();
-    for file in ["figures/mine.svg", "report.html", "notes.txt"] {
-        std::fs::write(out.join(file), b"a user's file").unwrap();
-    }
-    let run = grok()
-        .args([
-            "--p",
-            "7",
-            "--hidden",
-            "4",
-            "--epochs",
-            "1",
-            "--no-report",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert_succeeded(&run);
-    for file in ["figures/mine.svg", "report.html", "notes.txt"] {
-        assert!(out.join(file).exists(), "{file} was removed");
-    }
 }

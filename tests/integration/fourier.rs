@@ -5,7 +5,7 @@ use crate::common;
 use std::f64::consts::PI;
 
 use common::cosine;
-use grokking::fourier::{fit_cosine, fit_neurons, power_spectrum};
+use grokking::analysis::fourier::{fit_cosine, fit_neurons, power_spectrum};
 use grokking::MlpWeights;
 
 /// Phases a fit must recover exactly (away from ±π, where the sign is a matter of rounding).

@@ -16,5 +16,6 @@ mod notebook_model;
 mod operations;
 mod progress;
 mod report;
+mod run;
 mod sweep;
 mod training;

@@ -6,7 +6,8 @@ use crate::common;
 
 use common::{fixture, CpuAutodiff};
 use grokking::{
-    analysis, fourier, io,
+    analysis::{self, fourier},
+    io,
     train::{Engine, EpochMetrics},
     Control, ModularDataset, Split, TrainingConfig,
 };

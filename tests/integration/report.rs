@@ -5,7 +5,7 @@ use crate::common;
 
 use base64::Engine as _;
 use grokking::{
-    analysis::activations::pre_grid,
+    analysis::evaluate::post_grid,
     report::{analyze, plot, write_report, Analysis, ReportConfig},
     EpochMetrics, History, MlpConfig, MlpWeights, ModularDataset,
 };
@@ -147,7 +147,7 @@ fn figures_show_the_numbers(dir: &std::path::Path, weights: &MlpWeights, a: &Ana
     let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
     reader.next_frame(&mut pixels).unwrap();
     let n = a.config.heatmap_neurons[0];
-    let post: Vec<f64> = pre_grid(weights, n).iter().map(|v| v.max(0.0)).collect();
+    let post = post_grid(weights, n);
     let top = post.iter().copied().fold(0.0, f64::max);
     for (cell, value) in post.iter().enumerate() {
         let c = plot::sequential(if top > 0.0 { value / top } else { 0.0 });

@@ -5,7 +5,8 @@ use crate::common;
 
 use common::CpuAutodiff;
 use grokking::{
-    sweep::{self, Grid, Shard, SweepFile, SweepMode},
+    run::{analyze_saved, AnalyzeOptions, SavedModel},
+    sweep::{self, Grid, Shard, SweepFile, SweepMode, SweepOptions},
     train::{Engine, Ensemble, Trainer, TrainingConfig},
     MlpConfig,
 };
@@ -216,6 +217,117 @@ fn merging_shards_equals_the_unsharded_sweep() {
         svg.contains("weight decay") && svg.contains("hidden"),
         "axes named"
     );
+}
+
+/// A sweep's folder: shards, their merge with the kept models, and the refusals, all before
+/// any training.
+#[test]
+fn sweep_folders_shard_merge_and_keep_their_models() {
+    let device = Default::default();
+    let dir = tempfile::tempdir().unwrap();
+    let grid = Grid {
+        seeds: vec![1, 2, 3],
+        hiddens: vec![16, 24],
+        ..Grid::new(
+            TrainingConfig::new()
+                .with_model(MlpConfig::new().with_p(13))
+                .with_epochs(3)
+                .with_batch_size(32),
+        )
+    };
+    let run = |options: &SweepOptions, out: &std::path::Path| {
+        sweep::run_sweep::<CpuAutodiff>(&grid, out, options, &device, |_, _| {})
+    };
+    let whole_dir = dir.path().join("whole");
+    let whole = run(&SweepOptions::default(), &whole_dir).unwrap();
+    assert_eq!((whole.models, whole.backend.as_str()), (6, "flex"));
+    assert!(whole.train_seconds > 0.0);
+    assert!(whole_dir.join("phase_diagram.svg").exists());
+    let parts: Vec<_> = (0..2)
+        .map(|index| {
+            let out = dir.path().join(format!("part{index}"));
+            let options = SweepOptions {
+                shard: Shard { index, count: 2 },
+                save_models: true,
+                ..Default::default()
+            };
+            run(&options, &out).unwrap();
+            out
+        })
+        .collect();
+    let merged_dir = dir.path().join("merged");
+    let merged = sweep::merge_folders(&parts, &merged_dir, false).unwrap();
+    assert_eq!(untimed(&merged.results), untimed(&whole.results));
+    // Everything but the last column, the shards' own timings.
+    let csv = |d: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(d.join("sweep.csv")).unwrap();
+        let untimed = |line: &str| line.rsplit_once(',').unwrap().0.to_owned();
+        text.lines().map(untimed).collect()
+    };
+    assert_eq!(csv(&whole_dir).len(), 7);
+    assert_eq!(csv(&merged_dir), csv(&whole_dir));
+    assert_eq!(
+        std::fs::read_dir(merged_dir.join("models"))
+            .unwrap()
+            .count(),
+        6
+    );
+    // A kept model opens for analysis (model 4: hidden 24, seed 2).
+    let model = SavedModel::Weights(sweep::model_file(&merged_dir, 4));
+    let found = analyze_saved(&model, dir.path().join("cell"), &AnalyzeOptions::default()).unwrap();
+    assert_eq!((found.summary.p, found.summary.hidden), (13, 24));
+
+    // A merge into one of its own parts is refused (it would copy models onto themselves), and
+    // so is a folder holding a sweep without force.
+    let err = sweep::merge_folders(&parts, &parts[0], true).unwrap_err();
+    assert!(
+        err.to_string().contains("one of the merged folders"),
+        "{err}"
+    );
+    let err = sweep::merge_folders(&parts, &merged_dir, false).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    // A sweep forced over one that kept models leaves none of the old models behind.
+    let forced = SweepOptions {
+        shard: Shard { index: 1, count: 2 },
+        force: true,
+        ..Default::default()
+    };
+    run(&forced, &parts[0]).unwrap();
+    assert!(!parts[0].join("models").exists());
+    assert!(!whole_dir.join("models").exists());
+
+    // A shard without a model, and a folder that is a file, fail before training (64 models of
+    // 2000 epochs would take minutes: the errors come at once) and write nothing.
+    let empty = SweepOptions {
+        shard: Shard { index: 7, count: 8 },
+        ..Default::default()
+    };
+    let small = Grid {
+        seeds: vec![1, 2],
+        ..grid.clone()
+    };
+    let nowhere = dir.path().join("nowhere");
+    let err =
+        sweep::run_sweep::<CpuAutodiff>(&small, &nowhere, &empty, &device, |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("holds no model"), "{err}");
+    assert!(!nowhere.exists());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let long = Grid {
+        seeds: (1..=64).collect(),
+        ..Grid::new(TrainingConfig::new().with_epochs(2000))
+    };
+    let mut trained = 0u64;
+    let err = sweep::run_sweep::<CpuAutodiff>(
+        &long,
+        &file,
+        &SweepOptions::default(),
+        &device,
+        |done, _| trained = done,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("a-file"), "{err}");
+    assert_eq!(trained, 0, "it trained before it failed");
 }
 
 #[test]

@@ -4,11 +4,11 @@
 
 use crate::common;
 
-use burn::tensor::Tolerance;
+use burn::tensor::{activation::log_softmax, Tensor, Tolerance};
 use common::CpuAutodiff;
 use grokking::{
-    train::cross_entropy, Control, Engine, EpochMetrics, Error, History, MlpConfig, ModularDataset,
-    Split, Trainer, TrainingConfig,
+    Control, Engine, EpochMetrics, Error, History, MlpConfig, ModularDataset, Split, Trainer,
+    TrainingConfig,
 };
 
 fn small_config() -> TrainingConfig {
@@ -172,8 +172,14 @@ fn one_hot_and_gather_give_equal_gradients() {
         .init::<CpuAutodiff>(5, &device);
     let split = data.tensors::<CpuAutodiff>(Split::Train, &device);
     let x = data.one_hot::<CpuAutodiff>(Split::Train, &device);
-    let grads_of = |logits| {
-        let mut grads = cross_entropy(logits, split.labels.clone()).backward();
+    let grads_of = |logits: Tensor<CpuAutodiff, 2>| {
+        // Mean cross-entropy of the logits against the labels.
+        let log_probs = log_softmax(logits, 1);
+        let loss = log_probs
+            .gather(1, split.labels.clone().unsqueeze_dim(1))
+            .mean()
+            .neg();
+        let mut grads = loss.backward();
         let g1 = model
             .fc1
             .weight
@@ -247,7 +253,7 @@ fn fused_and_generic_engines_train_the_same_function() {
         1e-6,
         "fc2 second moment",
     );
-    let steps_per_epoch = fused.data().train_rows().len().div_ceil(config.batch_size) as u64;
+    let steps_per_epoch = fused.batches_per_epoch() as u64;
     assert_eq!(adam.step, 3 * steps_per_epoch);
     assert_eq!(adam.fc1_m1.len(), 48 * 2 * 23);
     assert_eq!(adam.fc2_m2.len(), 23 * 48);
@@ -337,6 +343,6 @@ fn an_observer_reads_weights_sets_a_schedule_and_adds_columns() {
     assert_eq!(history.columns[0].1.len(), 6);
     assert_eq!(history.column("frozen", 2), Some(1.0));
     assert!(history.column("frozen", 1).unwrap().is_nan());
-    let csv = grokking::io::run_folder::metrics_csv(history);
+    let csv = grokking::run::metrics_csv(history);
     assert!(csv.lines().next().unwrap().ends_with(",fc1_norm,frozen"));
 }

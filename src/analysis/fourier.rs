@@ -19,7 +19,7 @@
 //!
 //! # Example
 //! ```
-//! use grokking::fourier::fit_cosine;
+//! use grokking::analysis::fourier::fit_cosine;
 //! let p = 31;
 //! let y: Vec<f64> = (0..p)
 //!     .map(|x| 0.5 + 2.0 * (2.0 * std::f64::consts::PI * 7.0 * x as f64 / p as f64 + 1.0).cos())
@@ -35,7 +35,7 @@ use std::f64::consts::PI;
 use rustfft::{num_complex::Complex, FftPlanner};
 use serde::{Deserialize, Serialize};
 
-use crate::model::MlpWeights;
+use crate::{analysis::evaluate::first_argmax, model::MlpWeights};
 
 /// One cosine fitted to a vector over Z_p. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -113,12 +113,7 @@ pub fn fit_cosine(y: &[f64]) -> CosineFit {
     let spectrum = dft(y);
     let power = power_spectrum(y);
     // First maximum wins, as NumPy's argmax.
-    let mut freq = 1;
-    for k in 2..=p / 2 {
-        if power[k] > power[freq] {
-            freq = k;
-        }
-    }
+    let freq = 1 + first_argmax(&power[1..=p / 2]);
     let bin = spectrum[freq];
     let nyquist = 2 * freq == p;
     let scale = if nyquist { 1.0 } else { 2.0 } * bin.norm() / p as f64;

@@ -6,83 +6,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{record, safetensors, write_atomic, write_json};
+use super::Summary;
 use crate::{
-    analysis::WeightAnalysis,
+    analysis::{fourier::NeuronFit, WeightAnalysis},
     error::{Error, Result},
-    fourier::NeuronFit,
+    io::{record, safetensors, write_atomic, write_json},
     model::Mlp,
-    operation::Operation,
-    train::{EpochMetrics, History, TrainingConfig},
+    train::{History, TrainingConfig},
 };
 
-/// The columns of `metrics.csv`: [`EpochMetrics`]'s fields.
+/// The columns of `metrics.csv`: [`EpochMetrics`](crate::EpochMetrics)'s fields.
 pub const METRICS_HEADER: &str = "epoch,train_loss,val_loss,train_acc,val_acc,seconds";
-
-/// The last epoch's metrics, as `summary.json`'s `final`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FinalMetrics {
-    /// Mean training loss of the last epoch.
-    pub train_loss: f64,
-    /// Validation loss after the last epoch.
-    pub val_loss: f64,
-    /// Training accuracy of the last epoch.
-    pub train_acc: f64,
-    /// Validation accuracy after the last epoch.
-    pub val_acc: f64,
-}
-
-impl From<&EpochMetrics> for FinalMetrics {
-    fn from(m: &EpochMetrics) -> Self {
-        Self {
-            train_loss: m.train_loss,
-            val_loss: m.val_loss,
-            train_acc: m.train_acc,
-            val_acc: m.val_acc,
-        }
-    }
-}
-
-/// `summary.json`: what a run found, in one small file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// The backend that ran it (`ndarray`, `flex`, `wgpu`, `vulkan`, `cuda`).
-    pub backend: String,
-    /// The operation the data set is labelled with (addition in files written before there was
-    /// a choice).
-    #[serde(default)]
-    pub operation: Operation,
-    /// The modulus.
-    pub p: usize,
-    /// The hidden width.
-    pub hidden: usize,
-    /// Number of epochs run (fewer than configured if stopped early); `None` for an analysis of
-    /// a saved model.
-    pub epochs_run: Option<usize>,
-    /// First epoch with validation accuracy at least 0.99.
-    pub grok_epoch: Option<usize>,
-    /// The last epoch's metrics.
-    #[serde(rename = "final")]
-    pub final_metrics: Option<FinalMetrics>,
-    /// Seconds spent training (epochs and their validation), as the reference script's `seconds`.
-    pub train_seconds: Option<f64>,
-    /// The coordinates of the fits in neurons.json
-    /// ([`Basis::name`](crate::analysis::basis::Basis::name)).
-    #[serde(default)]
-    pub basis: Option<String>,
-    /// Mean R² of the neurons' cosine fits in `basis`.
-    #[serde(default)]
-    pub fit_r2: Option<f64>,
-    /// Mean R² of the neurons' cosine fits in the identity coordinates (the residues).
-    #[serde(default)]
-    pub fit_r2_identity: Option<f64>,
-    /// Accuracy on all of the data set's pairs (host, `f64`).
-    pub full_accuracy: f64,
-    /// Accuracy on all pairs with every neuron replaced by its fitted cosines.
-    pub replaced_all_accuracy: f64,
-    /// Accuracy on the validation rows with every neuron replaced by its fitted cosines.
-    pub replaced_all_val_accuracy: Option<f64>,
-}
 
 /// `neurons.json`: per-neuron cosine fits in neuron order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,7 +51,7 @@ impl RunFolder {
     /// left beside the new one.
     pub const RUN_FILES: [&'static str; 11] = [
         "summary.json",
-        super::checkpoint::FILE_NAME,
+        crate::io::checkpoint::FILE_NAME,
         "config.json",
         "metrics.csv",
         "neurons.json",
@@ -125,7 +59,7 @@ impl RunFolder {
         "model.safetensors",
         "analysis.json",
         "report.html",
-        super::snapshots::FILE_NAME,
+        crate::io::snapshots::FILE_NAME,
         "progress.json",
     ];
 
@@ -259,11 +193,11 @@ impl RunFolder {
     }
 }
 
-/// The CSV text of a history: [`METRICS_HEADER`] and one row per epoch ([`EpochMetrics`]'s
-/// fields, in order), then the history's own columns ([`History::record`]; empty where a value
-/// was not recorded).
+/// The CSV text of a history: [`METRICS_HEADER`] and one row per epoch
+/// ([`EpochMetrics`](crate::EpochMetrics)'s fields, in order), then the history's own columns
+/// ([`History::record`]; empty where a value was not recorded).
 pub fn metrics_csv(history: &History) -> String {
-    let text = super::csv_text(&history.epochs);
+    let text = crate::io::csv_text(&history.epochs);
     if history.columns.is_empty() {
         return text;
     }
@@ -287,6 +221,7 @@ pub fn metrics_csv(history: &History) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::EpochMetrics;
 
     #[test]
     fn metrics_csv_has_the_documented_columns_and_reads_back() {
