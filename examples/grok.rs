@@ -37,15 +37,17 @@ struct Args {
     /// Rows per optimiser step.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// AdamW learning rate.
+    /// The optimiser's learning rate.
     #[arg(long, default_value_t = 3e-3, allow_negative_numbers = true)]
     lr: f64,
-    /// AdamW weight decay.
+    /// Weight decay (AdamW's decoupled one; SGD's coupled g + wd·w).
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     weight_decay: f64,
     /// Seed of the data split and the initial weights (below 2^32).
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    #[command(flatten)]
+    method: shared::MethodArgs,
     /// Folder for the run's files.
     #[arg(long, default_value = "runs/grok")]
     out: PathBuf,
@@ -111,6 +113,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 .with_lr(args.lr)
                 .with_weight_decay(args.weight_decay)
                 .with_seed(args.seed)
+                .with_method(args.method.method()?)
                 .with_engine(args.engine)
                 .with_threads(threads);
             Run::start_on(args.backend, &config, &args.out, &options)?

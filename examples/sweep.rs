@@ -69,6 +69,9 @@ struct Args {
     /// How each step is computed.
     #[arg(long, default_value_t = Engine::Auto, value_parser = shared::engine())]
     engine: Engine,
+    /// Every model's method (one for the whole sweep; recorded in sweep.json's base config).
+    #[command(flatten)]
+    method: shared::MethodArgs,
     /// Train the models one after another (each alone, its usual engine) instead of batched.
     #[arg(long)]
     sequential: bool,
@@ -144,6 +147,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .with_model(MlpConfig::new().with_p(args.p))
             .with_epochs(args.epochs)
             .with_batch_size(args.batch_size)
+            .with_method(args.method.method()?)
             .with_engine(args.engine.resolve()),
         seeds: parse_seeds(&args.seeds)?,
         weight_decays: args.weight_decay.clone(),

@@ -77,7 +77,7 @@ pub use data::{ModularDataset, Split, SplitTensors};
 pub use error::{Error, Result};
 pub use model::{Activations, Mlp, MlpConfig, MlpWeights};
 pub use operation::{CustomOperation, Operation};
-pub use step::{AdamState, StepBackend};
+pub use step::{Method, OptimizerState, StepBackend};
 pub use train::checkpoint::TrainerState;
 pub use train::{
     train, Control, Engine, Epoch, EpochMetrics, EpochObserver, History, TrainBackend, Trained,

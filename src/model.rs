@@ -9,7 +9,7 @@
 //! `fc2.weight [p, d_hidden]`. [`MlpWeights`] is the host-side form in PyTorch's orientation. The
 //! crossings between the two, each a `transpose` (which moves values, never rounds them):
 //! [`Mlp::weights`] and [`Mlp::from_weights`] for a model; the stacks of
-//! [`step`](crate::step) (`StackSetup::stacked` and the `stack_weights`/`stack_adam` read-backs,
+//! [`step`](crate::step) (`StackSetup::stacked` and the `stack_weights`/`stack_optimizer` read-backs,
 //! which keep every member in Burn's layout); and the Burn record reader
 //! ([`io::record`](crate::io::record)), which reads Burn's layout from a file.
 //!

@@ -102,7 +102,7 @@ fn an_ensemble_member_is_its_solo_run_bit_for_bit_and_runs_repeat() {
     let mut again = Ensemble::<Gpu>::new(&configs, &device).unwrap();
     again.run(|_| {});
     assert_eq!(again.weights(), ensemble.weights(), "a second run");
-    assert_eq!(again.adam(), ensemble.adam());
+    assert_eq!(again.optimizer_states(), ensemble.optimizer_states());
 }
 
 #[test]
@@ -120,7 +120,10 @@ fn a_run_resumed_on_wgpu_goes_on_as_on_flex() {
         assert_eq!((g.epoch, g.val_acc), (c.epoch, c.val_acc));
         assert!((g.val_loss - c.val_loss).abs() < 1e-4, "{g:?} vs {c:?}");
     }
-    let (g, c) = (gpu.state().adam.unwrap(), cpu.state().adam.unwrap());
+    let (g, c) = (
+        gpu.state().optimizer.unwrap(),
+        cpu.state().optimizer.unwrap(),
+    );
     assert_eq!(g.step, c.step);
 }
 
@@ -165,4 +168,24 @@ fn a_four_seed_sweep_on_wgpu_gives_the_models_flex_gives() {
         let gap = (g.val_loss - c.val_loss).abs() / c.val_loss;
         assert!(gap < 1e-4, "{g:?} vs {c:?}");
     }
+}
+
+#[test]
+fn kernels_refuse_a_method_they_do_not_compute_before_training() {
+    let method = grokking::Method {
+        orthograd: true,
+        ..grokking::Method::default()
+    };
+    let configs = [small(), small().with_seed(2).with_method(method)];
+    let error = Ensemble::<Gpu>::new(&configs, &device())
+        .err()
+        .expect("⊥Grad is not a kernel yet");
+    assert!(error.to_string().contains("CubeCL kernels"), "{error}");
+    // The reference engine runs it on the same device.
+    let generic: Vec<_> = configs
+        .iter()
+        .map(|c| c.clone().with_engine(Engine::Generic))
+        .collect();
+    let mut stack = Ensemble::<Gpu>::new(&generic, &device()).unwrap();
+    assert!(stack.run_epoch()[1].train_loss.is_finite());
 }

@@ -6,7 +6,10 @@
 //!   orientation;
 //! - `adam.fc1.m1`, `adam.fc1.m2` `[d_hidden, 2p]` and `adam.fc2.m1`, `adam.fc2.m2`
 //!   `[p, d_hidden]`: AdamW's first and second moments in the same orientation (absent before the
-//!   first step);
+//!   first step; SGD keeps its momentum buffer in `m1`, `m2` stays zero);
+//! - `filter.fc1 [n, d_hidden, 2p]`, `filter.fc2 [n, p, d_hidden]`: the Grokfast filter's memory,
+//!   the EMA (`n = 1`) or the MA's last `n` gradients oldest first (absent without a filter or
+//!   before the first step);
 //!
 //! and string metadata `format` = [`FORMAT`], `version` = [`VERSION`], `config` (the
 //! [`TrainingConfig`] as JSON), `history` (the [`History`] as JSON, floats written so they read
@@ -23,7 +26,7 @@ use super::write_atomic;
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
-    step::AdamState,
+    step::{FilterState, OptimizerState},
     train::{checkpoint::TrainerState, History, TrainingConfig},
 };
 
@@ -42,11 +45,16 @@ pub fn state_to_bytes(state: &TrainerState) -> Vec<u8> {
         ("fc1.weight", vec![h, 2 * p], le(state.weights.fc1())),
         ("fc2.weight", vec![p, h], le(state.weights.fc2())),
     ];
-    if let Some(adam) = &state.adam {
+    if let Some(adam) = &state.optimizer {
         buffers.push(("adam.fc1.m1", vec![h, 2 * p], le(&adam.fc1_m1)));
         buffers.push(("adam.fc1.m2", vec![h, 2 * p], le(&adam.fc1_m2)));
         buffers.push(("adam.fc2.m1", vec![p, h], le(&adam.fc2_m1)));
         buffers.push(("adam.fc2.m2", vec![p, h], le(&adam.fc2_m2)));
+        let n = adam.filter.gradients;
+        if n > 0 {
+            buffers.push(("filter.fc1", vec![n, h, 2 * p], le(&adam.filter.fc1)));
+            buffers.push(("filter.fc2", vec![n, p, h], le(&adam.filter.fc2)));
+        }
     }
     let views: Vec<(&str, TensorView<'_>)> = buffers
         .iter()
@@ -70,7 +78,7 @@ pub fn state_to_bytes(state: &TrainerState) -> Vec<u8> {
         ),
         (
             "adam_step",
-            state.adam.as_ref().map_or(0, |a| a.step).to_string(),
+            state.optimizer.as_ref().map_or(0, |a| a.step).to_string(),
         ),
         ("elapsed_seconds", state.elapsed_seconds.to_string()),
     ]
@@ -172,20 +180,29 @@ pub fn state_from_bytes(bytes: &[u8], path: &Path) -> Result<TrainerState> {
     let (s2, fc2) = required("fc2.weight")?;
     let weights =
         MlpWeights::from_pytorch_shapes(&s1, fc1, &s2, fc2).map_err(|e| format(e.to_string()))?;
-    let adam = match tensor("adam.fc1.m1")? {
+    let filter = match tensor("filter.fc1")? {
+        None => FilterState::default(),
+        Some((shape, fc1)) => FilterState {
+            gradients: shape.first().copied().unwrap_or(0),
+            fc1,
+            fc2: required("filter.fc2")?.1,
+        },
+    };
+    let optimizer = match tensor("adam.fc1.m1")? {
         None => None,
-        Some((_, fc1_m1)) => Some(AdamState {
+        Some((_, fc1_m1)) => Some(OptimizerState {
             step,
             fc1_m1,
             fc1_m2: required("adam.fc1.m2")?.1,
             fc2_m1: required("adam.fc2.m1")?.1,
             fc2_m2: required("adam.fc2.m2")?.1,
+            filter,
         }),
     };
     let state = TrainerState {
         config,
         weights,
-        adam,
+        optimizer,
         history,
         elapsed_seconds,
     };

@@ -256,7 +256,7 @@ impl Finished {
 
 impl std::fmt::Display for Finished {
     /// What `grok` prints of a finished run: epochs, backend, time per step and grok epoch; the
-    /// final metrics; the full-grid and all-replaced accuracies; the fits' mean R². One line
+    /// method, where it is not the notebook's; the final metrics; the full-grid and all-replaced accuracies; the fits' mean R². One line
     /// each.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (s, found) = (&self.summary, &self.analysis);
@@ -270,6 +270,9 @@ impl std::fmt::Display for Finished {
             last.seconds,
             1e3 * self.seconds_per_step(),
         )?;
+        if !self.config.method.is_default() {
+            writeln!(f, "method: {}", self.config.method.describe())?;
+        }
         writeln!(
             f,
             "final: train_loss {:.4} val_loss {:.4} train_acc {:.4} val_acc {:.4}",
@@ -682,7 +685,12 @@ impl<B: TrainBackend> Session for Training<B> {
         let weights = trained.model.weights();
         let found = analysis::analyse_weights(&weights, &trained.data);
         folder.write_neurons(&found)?;
-        let summary = Summary::of_run(&backend, config.operation, &trained.history, &found);
+        let summary = Summary::of_run(
+            &backend,
+            (config.operation, config.method),
+            &trained.history,
+            &found,
+        );
         folder.write_summary(&summary)?;
         let report = if options.report {
             let start = Instant::now();

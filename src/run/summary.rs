@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     analysis::WeightAnalysis,
     operation::Operation,
+    step::Method,
     train::{EpochMetrics, History},
 };
 
@@ -43,6 +44,10 @@ pub struct Summary {
     /// a choice).
     #[serde(default)]
     pub operation: Operation,
+    /// The step's method of a trained run (`None` for an analysis of a saved model, and in
+    /// files written before there was a choice).
+    #[serde(default)]
+    pub method: Option<Method>,
     /// The modulus.
     pub p: usize,
     /// The hidden width.
@@ -76,20 +81,21 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The summary of a run on `backend` of `operation`: its history and the analysis of its
-    /// final weights.
+    /// The summary of a run on `backend` of `operation` with `method`: its history and the
+    /// analysis of its final weights.
     ///
     /// # Panics
     /// If `history` is empty (a run has at least one epoch).
     pub fn of_run(
         backend: &str,
-        operation: Operation,
+        (operation, method): (Operation, Method),
         history: &History,
         found: &WeightAnalysis,
     ) -> Self {
         let last = history.last().expect("a run has at least one epoch");
         Summary {
             backend: backend.to_owned(),
+            method: Some(method),
             epochs_run: Some(history.epochs.len()),
             grok_epoch: history.grok_epoch(),
             final_metrics: Some(last.into()),
@@ -105,6 +111,7 @@ impl Summary {
         Summary {
             backend: "host".into(),
             operation,
+            method: None,
             p: found.basis.p(),
             hidden: found.fits.len(),
             epochs_run: None,

@@ -41,8 +41,8 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*, server::Handle};
 use crate::model::MlpWeights;
 
 use super::{
-    bias_corrections, unstack_adam, unstack_weights, AdamState, EpochSums, Hyper, PassSums, Rows,
-    StackSetup, StepBackend,
+    betas, bias_corrections, unstack_adam, unstack_weights, EpochSums, Hyper, Method,
+    OptimizerState, PassSums, Rows, StackSetup, StepBackend,
 };
 
 /// Stacks of at least this many members run the products in 4×4 tiles (measured on an H100:
@@ -720,7 +720,7 @@ impl<R: CubeRuntime> CubeStack<R> {
         let (offset, n) = (rows.start, rows.len());
         let s = self.forward(Split::Train, offset, n, true);
         self.step += 1;
-        let (bias_1, bias_2) = bias_corrections(self.step);
+        let (bias_1, bias_2) = bias_corrections(self.step, betas(&Method::default()));
         let (k, p, h) = (self.k, self.p, self.h);
         let (n_w1, n_rows) = (k * 2 * p * h, k * self.train.n);
         let t = &self.train;
@@ -793,7 +793,21 @@ macro_rules! impl_cube_step_backend {
         impl<R: CubeRuntime, I: IntElement, BT: BoolElement> StepBackend for $($backend)* {
             type Stack = CubeStack<R>;
 
+            fn stack_supports(method: &Method) -> Result<(), &'static str> {
+                if method.is_default() {
+                    Ok(())
+                } else {
+                    Err("the CubeCL kernels compute only the notebook's step (cross-entropy, \
+                         ReLU, no filter, no ⊥Grad, AdamW with β = (0.9, 0.999)) so far; \
+                         use --engine generic on this backend, or a CPU backend")
+                }
+            }
+
             fn stack_init(setup: StackSetup, device: &Self::Device) -> CubeStack<R> {
+                assert!(
+                    setup.members.iter().all(|m| Self::stack_supports(&m.method).is_ok()),
+                    "a method the CubeCL kernels do not compute"
+                );
                 CubeStack::new(setup, device)
             }
 
@@ -830,7 +844,7 @@ macro_rules! impl_cube_step_backend {
                 unstack_weights(stack.p, stack.h, &w1, &w2)
             }
 
-            fn stack_adam(stack: &CubeStack<R>) -> Vec<AdamState> {
+            fn stack_optimizer(stack: &CubeStack<R>) -> Vec<OptimizerState> {
                 let handles = vec![
                     stack.w1[1].clone(),
                     stack.w1[2].clone(),

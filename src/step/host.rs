@@ -4,11 +4,15 @@
 //! One member's step over a batch of `n` rows:
 //! - `pre[i] = W1[a_i] + W1[p + b_i]` (fc1 as a gather of two rows), `post = relu(pre)`,
 //!   `logits = post · W2` (small GEMMs);
-//! - softmax cross-entropy, its mean over the batch, argmax (first maximum) for accuracy;
-//! - `dlogits = (softmax - onehot(y)) / n`, `dW2 = postᵀ · dlogits`, `dpost = dlogits · W2ᵀ`
-//!   (two GEMMs), `dpre = dpost ⊙ [pre > 0]`, `dW1` by scatter-adding `dpre[i]` into rows
-//!   `a_i` and `p + b_i` in row order;
-//! - AdamW, element by element.
+//!   (ReLU, or `pre²` for [`Activation::Square`]);
+//! - the loss (softmax cross-entropy, StableMax in `f64`, or MSE), its mean over the batch,
+//!   argmax (first maximum) for accuracy;
+//! - `dlogits` (for cross-entropy `(softmax - onehot(y)) / n`), `dW2 = postᵀ · dlogits`,
+//!   `dpost = dlogits · W2ᵀ` (two GEMMs), `dpre = dpost ⊙ [pre > 0]` (or `dpost ⊙ 2·pre`), `dW1`
+//!   by scatter-adding `dpre[i]` into rows `a_i` and `p + b_i` in row order;
+//! - the Grokfast filter, element by element; ⊥Grad, whose dot products are summed per piece
+//!   in `f64` and then over the pieces in piece order (two more barriers);
+//! - AdamW or SGD, element by element.
 //!
 //! # Threads
 //! The hidden units are cut into fixed pieces of at most [`MAX_UNITS_PER_PIECE`] units.
@@ -20,7 +24,8 @@
 //! 2. by rows, in pieces of [`ROWS_PER_PIECE`]: the logits (the unit pieces' parts added in
 //!    piece order), softmax cross-entropy and its gradient;
 //! 3. by unit piece: the piece's rows of `dW2`, its columns of `dpost`, `dpre` and `dW1` (rows
-//!    added in batch order), and AdamW on its weights.
+//!    added in batch order), the filter, and the optimiser on its weights (with ⊥Grad, the
+//!    optimiser waits for the whole matrices' norms: two barriers more).
 //!
 //! Only the logits (phase 2 reads every piece's part) and the gradient of the logits (phase 3
 //! reads every row) cross between cores. The pieces do not depend on the number of threads and
@@ -40,9 +45,10 @@ use std::{marker::PhantomData, ops::Range};
 use crate::model::MlpWeights;
 
 use super::{
-    bias_corrections,
+    betas, bias_corrections,
     pool::{Pool, Team},
-    AdamState, EpochSums, Hyper, Rows, StackSetup, StepBackend, BETA_1, BETA_2,
+    Activation, EpochSums, FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState,
+    Rows, StackSetup, StepBackend,
 };
 
 /// The most hidden units in a piece: a layer of `h` units is cut into `h.div_ceil(MAX_UNITS_PER_PIECE)`
@@ -117,7 +123,7 @@ pub struct HostStack {
     pool: Pool,
 }
 
-/// One member's weights, moments, hyperparameters, rows and sums.
+/// One member's weights, moments, filter, hyperparameters, method, rows and sums.
 #[derive(Debug)]
 struct HostMember {
     /// fc1 in pieces ([`fc1_to_pieces`]).
@@ -128,7 +134,13 @@ struct HostMember {
     m2_w1: Vec<f32>,
     m1_w2: Vec<f32>,
     m2_w2: Vec<f32>,
+    /// The filter's memory in the host layout: the EMA, or the MA's window as a ring of blocks.
+    filter: [Vec<f32>; 2],
+    /// Gradients the filter holds, and the ring block of the oldest.
+    held: usize,
+    oldest: usize,
     hyper: Hyper,
+    method: Method,
     train: Rows,
     val: Rows,
     sums: EpochSums,
@@ -145,6 +157,11 @@ struct Scratch {
     g1: Vec<f32>,
     /// dW2, `[h, p]`.
     g2: Vec<f32>,
+    /// The MA filter's sums, laid out as `g1` and `g2`.
+    acc: [Vec<f32>; 2],
+    /// ⊥Grad's sums per unit piece: `[w·w, w·g, g·g]` of fc1 then of fc2, and `‖g_⊥‖²` of both.
+    dots: Vec<f64>,
+    orth: Vec<f64>,
 }
 
 /// Buffers of one forward pass over at most `rows` rows.
@@ -178,6 +195,9 @@ impl Scratch {
             dpost: vec![0.0; rows * h],
             g1: vec![0.0; 2 * p * h],
             g2: vec![0.0; h * p],
+            acc: [vec![0.0; 2 * p * h], vec![0.0; h * p]],
+            dots: vec![0.0; pieces * 6],
+            orth: vec![0.0; pieces * 2],
         }
     }
 
@@ -208,9 +228,19 @@ impl HostStack {
             .members
             .into_iter()
             .map(|m| {
-                let adam = m.adam.unwrap_or_else(|| AdamState::zeros(p, h));
+                let adam = m.optimizer.unwrap_or_else(|| OptimizerState::zeros(p, h));
                 let fc1 = |values: &[f32]| fc1_to_pieces(values, (p, h), pieces);
                 let fc2 = |values: &[f32]| crate::model::transpose(values, p, h);
+                let (n1, n2) = (2 * p * h, h * p);
+                let blocks = m.method.filter_capacity();
+                let mut filter = [vec![0.0; blocks * n1], vec![0.0; blocks * n2]];
+                let held = adam.filter.gradients;
+                for j in 0..held {
+                    filter[0][j * n1..(j + 1) * n1]
+                        .copy_from_slice(&fc1(&adam.filter.fc1[j * n1..(j + 1) * n1]));
+                    filter[1][j * n2..(j + 1) * n2]
+                        .copy_from_slice(&fc2(&adam.filter.fc2[j * n2..(j + 1) * n2]));
+                }
                 HostMember {
                     w1: fc1(m.weights.fc1()),
                     w2: fc2(m.weights.fc2()),
@@ -218,7 +248,11 @@ impl HostStack {
                     m2_w1: fc1(&adam.fc1_m2),
                     m1_w2: fc2(&adam.fc2_m1),
                     m2_w2: fc2(&adam.fc2_m2),
+                    filter,
+                    held,
+                    oldest: 0,
                     hyper: m.hyper,
+                    method: m.method,
                     train: m.train,
                     val: m.val,
                     sums: EpochSums::default(),
@@ -247,23 +281,36 @@ impl HostStack {
         let (shape, pieces, n) = ((self.p, self.h), self.pieces, rows.len());
         self.scratch.fit(n, shape, pieces);
         self.step += 1;
-        let bias = bias_corrections(self.step);
         for m in &mut self.members {
-            let adam = Adam::new(&m.hyper, bias);
+            let update = Update::new(&m.method, &m.hyper, self.step);
+            let filter = FilterStep::new(&m.method, m.held, m.oldest);
             let s = &mut self.scratch;
             let weights = (&mut m.w1[..], &mut m.w2[..]);
+            let [acc1, acc2] = &mut s.acc;
+            let [filter1, filter2] = &mut m.filter;
             let job = StepJob {
-                pass: Pass::new(shape, pieces, &m.train, rows.clone(), weights, &mut s.pass),
-                adam: &adam,
+                pass: Pass::new(
+                    shape,
+                    &m.method,
+                    &m.train,
+                    rows.clone(),
+                    weights,
+                    &mut s.pass,
+                ),
+                update: &update,
+                filter: &filter,
+                orthograd: m.method.orthograd,
                 dpost: Parts::new(&mut s.dpost[..n * shape.1]),
-                g1: Parts::new(&mut s.g1),
-                g2: Parts::new(&mut s.g2),
-                m1_w1: Parts::new(&mut m.m1_w1),
-                m2_w1: Parts::new(&mut m.m2_w1),
-                m1_w2: Parts::new(&mut m.m1_w2),
-                m2_w2: Parts::new(&mut m.m2_w2),
+                g: [Parts::new(&mut s.g1), Parts::new(&mut s.g2)],
+                m1: [Parts::new(&mut m.m1_w1), Parts::new(&mut m.m1_w2)],
+                m2: [Parts::new(&mut m.m2_w1), Parts::new(&mut m.m2_w2)],
+                memory: [Parts::new(filter1), Parts::new(filter2)],
+                acc: [Parts::new(acc1), Parts::new(acc2)],
+                dots: Parts::new(&mut s.dots),
+                orth: Parts::new(&mut s.orth),
             };
             self.pool.run(&|team: &Team| run_widest(&job, team));
+            (m.held, m.oldest) = filter.after();
             let (loss, correct) = self.scratch.pass.sums(n);
             m.sums.train.loss_sum += loss;
             m.sums.train.correct += correct;
@@ -274,6 +321,7 @@ impl HostStack {
     fn validate(&mut self) {
         let (shape, pieces) = ((self.p, self.h), self.pieces);
         let n = self.members[0].val.len();
+        debug_assert_eq!(pieces, self.h.div_ceil(MAX_UNITS_PER_PIECE));
         self.scratch.fit(n.min(VAL_BLOCK), shape, pieces);
         for m in &mut self.members {
             let mut begin = 0;
@@ -281,7 +329,7 @@ impl HostStack {
                 let end = (begin + VAL_BLOCK).min(n);
                 let weights = (&mut m.w1[..], &mut m.w2[..]);
                 let s = &mut self.scratch.pass;
-                let pass = Pass::new(shape, pieces, &m.val, begin..end, weights, s);
+                let pass = Pass::new(shape, &m.method, &m.val, begin..end, weights, s);
                 self.pool
                     .run(&|team: &Team| run_widest(&ValidateJob(&pass), team));
                 let (loss, correct) = self.scratch.pass.sums(end - begin);
@@ -347,6 +395,8 @@ struct Pass<'a> {
     p: usize,
     h: usize,
     pieces: usize,
+    activation: Activation,
+    objective: Loss,
     data: &'a Rows,
     rows: Range<usize>,
     w1: Parts<'a, f32>,
@@ -362,17 +412,20 @@ struct Pass<'a> {
 impl<'a> Pass<'a> {
     fn new(
         (p, h): (usize, usize),
-        pieces: usize,
+        method: &Method,
         data: &'a Rows,
         rows: Range<usize>,
         (w1, w2): (&'a mut [f32], &'a mut [f32]),
         s: &'a mut PassBuffers,
     ) -> Self {
         let n = rows.len();
+        let pieces = h.div_ceil(MAX_UNITS_PER_PIECE);
         Self {
             p,
             h,
             pieces,
+            activation: method.activation,
+            objective: method.loss,
             data,
             rows,
             w1: Parts::new(w1),
@@ -409,10 +462,21 @@ impl<'a> Pass<'a> {
             let wa = &w1[self.data.a[r] as usize * w..][..w];
             let wb = &w1[self.data.b[r] as usize * w..][..w];
             let (pre, post) = (&mut pre[j * w..][..w], &mut post[j * w..][..w]);
-            for k in 0..w {
-                let x = wa[k] + wb[k];
-                pre[k] = x;
-                post[k] = x.max(0.0);
+            match self.activation {
+                Activation::Relu => {
+                    for k in 0..w {
+                        let x = wa[k] + wb[k];
+                        pre[k] = x;
+                        post[k] = x.max(0.0);
+                    }
+                }
+                Activation::Square => {
+                    for k in 0..w {
+                        let x = wa[k] + wb[k];
+                        pre[k] = x;
+                        post[k] = x * x;
+                    }
+                }
             }
         }
         // part [n, p] = post[:, u] [n, w] · W2[u, :] [w, p]
@@ -444,63 +508,86 @@ impl<'a> Pass<'a> {
                 *l += v;
             }
         }
-        let scale = grad.then_some(1.0 / n as f32);
+        let batch = grad.then_some(n);
         for (j, row) in logits.chunks_exact_mut(p).enumerate() {
             let y = self.data.y[self.rows.start + r.start + j] as usize;
-            (loss[j], correct[j]) = softmax_cross_entropy(row, y, scale);
+            (loss[j], correct[j]) = match self.objective {
+                Loss::CrossEntropy => softmax_cross_entropy(row, y, batch),
+                Loss::Stablemax => stablemax_cross_entropy(row, y, batch),
+                Loss::Mse => mean_squared_error(row, y, batch),
+            };
         }
     }
 }
 
-/// One member's step: the pass with the gradient, then phase 3 of the module docs.
+/// One member's step: the pass with the gradient, then phase 3 of the module docs. The
+/// two-element arrays are `[fc1, fc2]`.
 struct StepJob<'a> {
     pass: Pass<'a>,
-    adam: &'a Adam,
+    update: &'a Update,
+    filter: &'a FilterStep,
+    orthograd: bool,
     dpost: Parts<'a, f32>,
-    g1: Parts<'a, f32>,
-    g2: Parts<'a, f32>,
-    m1_w1: Parts<'a, f32>,
-    m2_w1: Parts<'a, f32>,
-    m1_w2: Parts<'a, f32>,
-    m2_w2: Parts<'a, f32>,
+    /// The gradients, filtered and projected in place.
+    g: [Parts<'a, f32>; 2],
+    m1: [Parts<'a, f32>; 2],
+    m2: [Parts<'a, f32>; 2],
+    /// The filter's memory ([`HostMember::filter`]).
+    memory: [Parts<'a, f32>; 2],
+    acc: [Parts<'a, f32>; 2],
+    /// [`Scratch::dots`] and [`Scratch::orth`].
+    dots: Parts<'a, f64>,
+    orth: Parts<'a, f64>,
 }
 
 impl StepJob<'_> {
-    /// Phase 3 for unit piece `i`: its rows of dW2, its columns of dpost, dpre and dW1, and
-    /// AdamW on its weights.
+    /// Piece `i`'s elements of fc1 and of fc2.
+    fn ranges(&self, i: usize) -> [Range<usize>; 2] {
+        let (p, pass) = (self.pass.p, &self.pass);
+        let u = units(i, pass.pieces, pass.h);
+        [2 * p * u.start..2 * p * u.end, u.start * p..u.end * p]
+    }
+
+    /// Phase 3 for unit piece `i`: its rows of dW2, its columns of dpost, dpre and dW1, and the
+    /// filter on them; with ⊥Grad its dot products, without it the optimiser on its weights.
     ///
     /// # Safety
     /// Phase 2 is over on every thread, and only this thread touches piece `i`.
     #[inline(always)]
-    unsafe fn backward(&self, i: usize, dlogits: &[f32]) {
+    unsafe fn gradient(&self, i: usize, dlogits: &[f32]) {
         let pass = &self.pass;
         let (p, n) = (pass.p, pass.rows.len());
         let u = units(i, pass.pieces, pass.h);
         let w = u.len();
-        let (fc1, fc2) = (2 * p * u.start..2 * p * u.end, u.start * p..u.end * p);
+        let [fc1, fc2] = self.ranges(i);
         let rows = n * u.start..n * u.end;
         // SAFETY: piece `i`'s blocks, by the caller's contract; each block is borrowed once.
-        let (w1, w2, pre, post, dpost, g1, g2, m1_w1, m2_w1, m1_w2, m2_w2) = unsafe {
+        let (w2, pre, post, dpost, g1, g2) = unsafe {
             (
-                pass.w1.part(fc1.clone()),
                 pass.w2.part(fc2.clone()),
                 pass.pre.part(rows.clone()),
                 pass.post.part(rows.clone()),
                 self.dpost.part(rows),
-                self.g1.part(fc1.clone()),
-                self.g2.part(fc2.clone()),
-                self.m1_w1.part(fc1.clone()),
-                self.m2_w1.part(fc1),
-                self.m1_w2.part(fc2.clone()),
-                self.m2_w2.part(fc2),
+                self.g[0].part(fc1.clone()),
+                self.g[1].part(fc2.clone()),
             )
         };
         // dW2[u, :] [w, p] = post[:, u]ᵀ [w, n] · dlogits [n, p]
         matmul(g2, (w, p, n), (post, 1, w), (dlogits, p, 1));
-        // dpost[:, u] [n, w] = dlogits [n, p] · W2[u, :]ᵀ [p, w], then ⊙ [pre > 0].
+        // dpost[:, u] [n, w] = dlogits [n, p] · W2[u, :]ᵀ [p, w], then the activation's
+        // derivative.
         matmul(dpost, (n, w, p), (dlogits, p, 1), (w2, 1, p));
-        for (d, &x) in dpost.iter_mut().zip(pre.iter()) {
-            *d = if x <= 0.0 { 0.0 } else { *d };
+        match pass.activation {
+            Activation::Relu => {
+                for (d, &x) in dpost.iter_mut().zip(pre.iter()) {
+                    *d = if x <= 0.0 { 0.0 } else { *d };
+                }
+            }
+            Activation::Square => {
+                for (d, &x) in dpost.iter_mut().zip(pre.iter()) {
+                    *d *= 2.0 * x;
+                }
+            }
         }
         // dW1[:, u] by scatter-add, rows in batch order.
         g1.fill(0.0);
@@ -512,8 +599,139 @@ impl StepJob<'_> {
                 }
             }
         }
-        self.adam.update(w1, g1, m1_w1, m2_w1);
-        self.adam.update(w2, g2, m1_w2, m2_w2);
+        for (k, range) in [fc1, fc2].into_iter().enumerate() {
+            let len = [2 * p * pass.h, pass.h * p][k];
+            // SAFETY: piece `i`'s parts of matrix `k`, by the caller's contract.
+            let g = unsafe { self.g[k].part(range.clone()) };
+            match *self.filter {
+                FilterStep::None => {}
+                FilterStep::Ema { .. } => {
+                    // SAFETY: as above.
+                    let memory = unsafe { self.memory[k].part(range.clone()) };
+                    self.filter.ema(g, memory);
+                }
+                FilterStep::Ma { window, .. } => {
+                    // SAFETY: as above; the blocks of the ring are disjoint.
+                    let blocks: Vec<&mut [f32]> = (0..window)
+                        .map(|b| unsafe {
+                            self.memory[k].part(b * len + range.start..b * len + range.end)
+                        })
+                        .collect();
+                    let acc = unsafe { self.acc[k].part(range.clone()) };
+                    self.filter.ma(g, blocks, acc);
+                }
+            }
+            if self.orthograd {
+                // SAFETY: piece `i`'s weights (read) and its three sums.
+                let (weights, dots) = unsafe {
+                    (
+                        [&pass.w1, &pass.w2][k].part(range.clone()),
+                        self.dots.part(6 * i + 3 * k..6 * i + 3 * k + 3),
+                    )
+                };
+                let (mut ww, mut wg, mut gg) = (0f64, 0f64, 0f64);
+                for (&w, &g) in weights.iter().zip(g.iter()) {
+                    let (w, g) = (w as f64, g as f64);
+                    ww += w * w;
+                    wg += w * g;
+                    gg += g * g;
+                }
+                dots.copy_from_slice(&[ww, wg, gg]);
+            }
+        }
+        if !self.orthograd {
+            // SAFETY: piece `i`, by the caller's contract.
+            unsafe { self.apply(i) };
+        }
+    }
+
+    /// Matrix `k`'s sum over the pieces, in piece order, of sum `j` of [`Scratch::dots`]
+    /// (`j < 3`) or of [`Scratch::orth`] (`j = 3`).
+    ///
+    /// # Safety
+    /// No thread writes the sums meanwhile.
+    unsafe fn total(&self, k: usize, j: usize) -> f64 {
+        // SAFETY: read only, by the caller's contract.
+        let (dots, orth) = unsafe { (self.dots.whole(), self.orth.whole()) };
+        (0..self.pass.pieces)
+            .map(|i| {
+                if j < 3 {
+                    dots[6 * i + 3 * k + j]
+                } else {
+                    orth[2 * i + k]
+                }
+            })
+            .fold(0.0, |sum, v| sum + v)
+    }
+
+    /// ⊥Grad's first half for piece `i`: `g ← g − proj·w` with `proj = w·g / (w·w + 1e-30)` of
+    /// the whole matrix, and the piece's `‖g_⊥‖²`.
+    ///
+    /// # Safety
+    /// Every piece's [`StepJob::gradient`] is over, and only this thread touches piece `i`.
+    unsafe fn orthogonalise(&self, i: usize) {
+        for (k, range) in self.ranges(i).into_iter().enumerate() {
+            // SAFETY: the dot products are complete and only read; piece `i`'s parts.
+            let (proj, weights, g, orth) = unsafe {
+                let w_norm_sq = self.total(k, 0) as f32 + 1e-30;
+                (
+                    self.total(k, 1) as f32 / w_norm_sq,
+                    [&self.pass.w1, &self.pass.w2][k].part(range.clone()),
+                    self.g[k].part(range),
+                    self.orth.part(2 * i + k..2 * i + k + 1),
+                )
+            };
+            let mut sum = 0f64;
+            for (g, &w) in g.iter_mut().zip(weights.iter()) {
+                *g -= proj * w;
+                sum += *g as f64 * *g as f64;
+            }
+            orth[0] = sum;
+        }
+    }
+
+    /// ⊥Grad's second half for piece `i`, `g_⊥ ← g_⊥ · ‖g‖ / (‖g_⊥‖ + 1e-30)`, then the
+    /// optimiser.
+    ///
+    /// # Safety
+    /// Every piece's [`StepJob::orthogonalise`] is over, and only this thread touches piece `i`.
+    unsafe fn rescale(&self, i: usize) {
+        for (k, range) in self.ranges(i).into_iter().enumerate() {
+            // SAFETY: the sums are complete and only read; piece `i`'s gradient.
+            let (g_norm, orth_norm, g) = unsafe {
+                (
+                    self.total(k, 2).sqrt() as f32,
+                    self.total(k, 3).sqrt() as f32 + 1e-30,
+                    self.g[k].part(range),
+                )
+            };
+            let scale = g_norm / orth_norm;
+            for g in g.iter_mut() {
+                *g *= scale;
+            }
+        }
+        // SAFETY: piece `i`, by the caller's contract.
+        unsafe { self.apply(i) };
+    }
+
+    /// The optimiser on piece `i`'s weights.
+    ///
+    /// # Safety
+    /// Only this thread touches piece `i`, and its gradient is final.
+    #[inline(always)]
+    unsafe fn apply(&self, i: usize) {
+        for (k, range) in self.ranges(i).into_iter().enumerate() {
+            // SAFETY: piece `i`'s parts, by the caller's contract.
+            let (w, g, m1, m2) = unsafe {
+                (
+                    [&self.pass.w1, &self.pass.w2][k].part(range.clone()),
+                    self.g[k].part(range.clone()),
+                    self.m1[k].part(range.clone()),
+                    self.m2[k].part(range),
+                )
+            };
+            self.update.apply(w, g, m1, m2);
+        }
     }
 }
 
@@ -540,7 +758,17 @@ impl TeamJob for StepJob<'_> {
         // SAFETY: the logits are only read in phase 3.
         let dlogits = unsafe { pass.logits.whole() };
         for i in team.share(pass.pieces) {
-            unsafe { self.backward(i, dlogits) };
+            unsafe { self.gradient(i, dlogits) };
+        }
+        if self.orthograd {
+            team.barrier();
+            for i in team.share(pass.pieces) {
+                unsafe { self.orthogonalise(i) };
+            }
+            team.barrier();
+            for i in team.share(pass.pieces) {
+                unsafe { self.rescale(i) };
+            }
         }
     }
 }
@@ -588,20 +816,24 @@ fn run_widest<J: TeamJob>(job: &J, team: &Team) {
     job.run(team);
 }
 
-/// Softmax cross-entropy of one row of logits with label `y`: the loss and whether the first
-/// maximum is at `y`. With `scale = Some(1/n)` the row becomes the gradient of the mean loss
-/// over `n` rows.
+/// The index of the first element of `row` equal to `max`, as `argmax` takes it: the first
+/// block of 16 that holds it (a vectorised test), then its place in the block.
 #[inline(always)]
-fn softmax_cross_entropy(row: &mut [f32], y: usize, scale: Option<f32>) -> (f64, bool) {
-    let max = max_of(row);
-    // The first maximum, as `argmax` takes it: the first block of 16 that holds it (a
-    // vectorised test), then its place in the block.
-    let best = row
-        .chunks(16)
+fn first_max(row: &[f32], max: f32) -> usize {
+    row.chunks(16)
         .enumerate()
         .find(|(_, block)| block.iter().fold(false, |seen, &v| seen | (v == max)))
         .and_then(|(i, block)| Some(i * 16 + block.iter().position(|&v| v == max)?))
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Softmax cross-entropy of one row of logits with label `y`: the loss and whether the first
+/// maximum is at `y`. With `batch = Some(n)` the row becomes the gradient of the mean loss
+/// over `n` rows.
+#[inline(always)]
+fn softmax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, bool) {
+    let max = max_of(row);
+    let best = first_max(row, max);
     let target = row[y] - max;
     // row ← exp(row - max), then summed in eight fixed lanes (lane l adds elements l, l + 8,
     // ... in order; vectorisable, the same order on every run and every machine).
@@ -619,7 +851,8 @@ fn softmax_cross_entropy(row: &mut [f32], y: usize, scale: Option<f32>) -> (f64,
         *lane += v;
     }
     let sum = lanes.iter().sum::<f32>();
-    if let Some(scale) = scale {
+    if let Some(n) = batch {
+        let scale = 1.0 / n as f32;
         let inv = scale / sum;
         for v in row.iter_mut() {
             *v *= inv;
@@ -627,6 +860,66 @@ fn softmax_cross_entropy(row: &mut [f32], y: usize, scale: Option<f32>) -> (f64,
         row[y] -= scale;
     }
     ((sum.ln() - target) as f64, best == y)
+}
+
+/// StableMax cross-entropy of one row (Prieto et al.'s `stablemax_cross_entropy`, in `f64` as
+/// they compute it): `s(x) = x + 1` for `x ≥ 0`, `1 / (1 − x + 1e-30)` below, the loss
+/// `−ln(s(x_y) / Σ s(x))`, and whether the first maximum is at `y`. With `batch = Some(n)` the
+/// row becomes the gradient of the mean loss over `n` rows, rounded to `f32` once.
+#[inline(always)]
+fn stablemax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, bool) {
+    let best = first_max(row, max_of(row));
+    let s = |x: f64| {
+        if x < 0.0 {
+            1.0 / (1.0 - x + 1e-30)
+        } else {
+            x + 1.0
+        }
+    };
+    let sum = row.iter().fold(0f64, |sum, &x| sum + s(x as f64));
+    let s_y = s(row[y] as f64);
+    if let Some(n) = batch {
+        // d/dx_j of −ln(s_y / S) / n = (1/S − [j = y]/s_y) · s'(x_j) / n.
+        let scale = 1.0 / n as f64;
+        for (j, v) in row.iter_mut().enumerate() {
+            let x = *v as f64;
+            let slope = if x < 0.0 {
+                let d = 1.0 - x + 1e-30;
+                1.0 / (d * d)
+            } else {
+                1.0
+            };
+            let by_s = if j == y {
+                1.0 / sum - 1.0 / s_y
+            } else {
+                1.0 / sum
+            };
+            *v = (by_s * slope * scale) as f32;
+        }
+    }
+    (-(s_y / sum).ln(), best == y)
+}
+
+/// Mean squared error of one row against the one-hot label `y` (PyTorch's `mse_loss`): the
+/// row's `Σ (x − onehot)² / p` and whether the first maximum is at `y`. With `batch = Some(n)`
+/// the row becomes the gradient of the mean over `n` rows and `p` classes, `2(x − onehot) /
+/// (n·p)`.
+#[inline(always)]
+fn mean_squared_error(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, bool) {
+    let best = first_max(row, max_of(row));
+    let p = row.len();
+    let mut sum = 0f64;
+    for (j, &x) in row.iter().enumerate() {
+        let d = x - if j == y { 1.0 } else { 0.0 };
+        sum += d as f64 * d as f64;
+    }
+    if let Some(n) = batch {
+        let norm = (2.0 / (n * p) as f64) as f32;
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = norm * (*v - if j == y { 1.0 } else { 0.0 });
+        }
+    }
+    (sum / p as f64, best == y)
 }
 
 /// The largest element of a non-empty row (NaNs ignored), in sixteen lanes so it vectorises;
@@ -683,19 +976,20 @@ macro_rules! impl_host_step_backend {
                     .collect()
             }
 
-            fn stack_adam(stack: &HostStack) -> Vec<AdamState> {
+            fn stack_optimizer(stack: &HostStack) -> Vec<OptimizerState> {
                 stack
                     .members
                     .iter()
                     .map(|m| {
                         let (fc1_m1, fc2_m1) = stack.to_torch(&m.m1_w1, &m.m1_w2);
                         let (fc1_m2, fc2_m2) = stack.to_torch(&m.m2_w1, &m.m2_w2);
-                        AdamState {
+                        OptimizerState {
                             step: stack.step,
                             fc1_m1,
                             fc1_m2,
                             fc2_m1,
                             fc2_m2,
+                            filter: stack.filter_of(m),
                         }
                     })
                     .collect()
@@ -717,6 +1011,26 @@ impl_host_step_backend!(burn::backend::Flex);
 impl_host_step_backend!(burn::backend::NdArray);
 
 impl HostStack {
+    /// A member's filter memory in PyTorch's orientation, oldest first.
+    fn filter_of(&self, m: &HostMember) -> FilterState {
+        let (n1, n2) = (2 * self.p * self.h, self.h * self.p);
+        let blocks = m.method.filter_capacity().max(1);
+        let mut state = FilterState {
+            gradients: m.held,
+            ..FilterState::default()
+        };
+        for j in 0..m.held {
+            let b = (m.oldest + j) % blocks;
+            let (fc1, fc2) = self.to_torch(
+                &m.filter[0][b * n1..(b + 1) * n1],
+                &m.filter[1][b * n2..(b + 1) * n2],
+            );
+            state.fc1.extend(fc1);
+            state.fc2.extend(fc2);
+        }
+        state
+    }
+
     /// fc1- and fc2-shaped host values in PyTorch's orientation.
     fn to_torch(&self, fc1: &[f32], fc2: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let (p, h) = (self.p, self.h);
@@ -747,8 +1061,42 @@ fn exp(x: f32) -> f32 {
     y * f32::from_bits(((n + 127) as u32) << 23)
 }
 
+/// One step's optimiser factors for one member.
+enum Update {
+    AdamW(Adam),
+    Sgd(Sgd),
+}
+
+impl Update {
+    fn new(method: &Method, hyper: &Hyper, step: u64) -> Self {
+        match method.optimizer {
+            Optimizer::AdamW { .. } => {
+                let betas = betas(method);
+                Update::AdamW(Adam::new(hyper, betas, bias_corrections(step, betas)))
+            }
+            Optimizer::Sgd { momentum, nesterov } => Update::Sgd(Sgd {
+                lr: hyper.lr as f32,
+                weight_decay: hyper.weight_decay as f32,
+                momentum: momentum as f32,
+                nesterov,
+            }),
+        }
+    }
+
+    /// The update of weights `w` from their final gradient `g`, moments `m1` and `m2`.
+    #[inline(always)]
+    fn apply(&self, w: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32]) {
+        match self {
+            Update::AdamW(adam) => adam.update(w, g, m1, m2),
+            Update::Sgd(sgd) => sgd.update(w, g, m1),
+        }
+    }
+}
+
 /// One AdamW step's factors for one member.
 struct Adam {
+    beta_1: f32,
+    beta_2: f32,
     /// `1 - lr·wd`.
     decay: f32,
     epsilon: f32,
@@ -759,9 +1107,11 @@ struct Adam {
 }
 
 impl Adam {
-    fn new(hyper: &Hyper, (bias_1, bias_2): (f32, f32)) -> Self {
+    fn new(hyper: &Hyper, (beta_1, beta_2): (f32, f32), (bias_1, bias_2): (f32, f32)) -> Self {
         let (lr, decay, epsilon) = hyper.factors();
         Self {
+            beta_1,
+            beta_2,
             decay,
             epsilon,
             step_size: lr / bias_1,
@@ -774,12 +1124,153 @@ impl Adam {
     /// `d = √v / √(1 − β₂ᵗ) + ε`.
     #[inline(always)]
     fn update(&self, w: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32]) {
-        let (f1, f2) = (1.0 - BETA_1, 1.0 - BETA_2);
+        let (b1, b2) = (self.beta_1, self.beta_2);
+        let (f1, f2) = (1.0 - b1, 1.0 - b2);
         for (((w, &g), m1), m2) in w.iter_mut().zip(g).zip(m1.iter_mut()).zip(m2.iter_mut()) {
-            *m1 = *m1 * BETA_1 + g * f1;
-            *m2 = *m2 * BETA_2 + g * g * f2;
+            *m1 = *m1 * b1 + g * f1;
+            *m2 = *m2 * b2 + g * g * f2;
             let denominator = m2.sqrt() * self.inv_sqrt_bias_2 + self.epsilon;
             *w = *w * self.decay - self.step_size * (*m1 / denominator);
+        }
+    }
+}
+
+/// One SGD step's factors for one member.
+struct Sgd {
+    lr: f32,
+    weight_decay: f32,
+    momentum: f32,
+    nesterov: bool,
+}
+
+impl Sgd {
+    /// `torch.optim.SGD` element by element (no dampening): `g ← g + wd·w`, `b ← μ·b + g` (the
+    /// first step's `b = g`: `b` starts at zero), `g ← g + μ·b` with Nesterov or `g ← b`, then
+    /// `w ← w − lr·g`.
+    #[inline(always)]
+    fn update(&self, w: &mut [f32], g: &[f32], buffer: &mut [f32]) {
+        let (lr, wd, mu) = (self.lr, self.weight_decay, self.momentum);
+        for ((w, &g), b) in w.iter_mut().zip(g).zip(buffer.iter_mut()) {
+            let g = g + wd * *w;
+            *b = mu * *b + g;
+            let g = if self.nesterov { g + mu * *b } else { *b };
+            *w -= lr * g;
+        }
+    }
+}
+
+/// One step's Grokfast filter for one member: [`Grokfast`] with the state of its memory.
+#[derive(Debug, Clone, Copy)]
+enum FilterStep {
+    None,
+    /// `gradfilter_ema`; `first`: the EMA starts as this gradient.
+    Ema {
+        alpha: f32,
+        one_minus_alpha: f32,
+        lambda: f32,
+        first: bool,
+    },
+    /// `gradfilter_ma`: the gradient goes into block `slot`; with `held` gradients after it,
+    /// oldest in block `oldest`, the mean is taken once `held == window`.
+    Ma {
+        window: usize,
+        lambda: f32,
+        slot: usize,
+        oldest: usize,
+        held: usize,
+    },
+}
+
+impl FilterStep {
+    /// The filter of `method` whose memory holds `held` gradients, the oldest in ring block
+    /// `oldest`.
+    fn new(method: &Method, held: usize, oldest: usize) -> Self {
+        match method.grokfast {
+            None => FilterStep::None,
+            Some(Grokfast::Ema { alpha, lambda }) => FilterStep::Ema {
+                alpha: alpha as f32,
+                // Python's `1 - alpha`, in double, then rounded as torch rounds the scalar.
+                one_minus_alpha: (1.0 - alpha) as f32,
+                lambda: lambda as f32,
+                first: held == 0,
+            },
+            Some(Grokfast::Ma { window, lambda }) => {
+                // `deque(maxlen=window).append`: a full window drops its oldest.
+                let (slot, oldest, held) = if held < window {
+                    ((oldest + held) % window, oldest, held + 1)
+                } else {
+                    (oldest, (oldest + 1) % window, held)
+                };
+                FilterStep::Ma {
+                    window,
+                    lambda: lambda as f32,
+                    slot,
+                    oldest,
+                    held,
+                }
+            }
+        }
+    }
+
+    /// The memory's `(held, oldest)` after this step.
+    fn after(&self) -> (usize, usize) {
+        match *self {
+            FilterStep::None => (0, 0),
+            FilterStep::Ema { .. } => (1, 0),
+            FilterStep::Ma { oldest, held, .. } => (held, oldest),
+        }
+    }
+
+    /// `gradfilter_ema` on a piece: `e ← e·α + g·(1 − α)` (or `e ← g` first), `g ← g + e·λ`.
+    #[inline(always)]
+    fn ema(&self, g: &mut [f32], memory: &mut [f32]) {
+        let FilterStep::Ema {
+            alpha,
+            one_minus_alpha,
+            lambda,
+            first,
+        } = *self
+        else {
+            return;
+        };
+        for (g, e) in g.iter_mut().zip(memory.iter_mut()) {
+            *e = if first {
+                *g
+            } else {
+                *e * alpha + *g * one_minus_alpha
+            };
+            *g += *e * lambda;
+        }
+    }
+
+    /// `gradfilter_ma` on a piece, over the ring's `blocks` (this piece's part of each): the
+    /// gradient is stored, and once the window is full `g ← g + λ·(Σ oldest→newest) / window`
+    /// (Python's `sum` of the deque, then `/ len`).
+    #[inline(always)]
+    fn ma(&self, g: &mut [f32], mut blocks: Vec<&mut [f32]>, acc: &mut [f32]) {
+        let FilterStep::Ma {
+            window,
+            lambda,
+            slot,
+            oldest,
+            held,
+        } = *self
+        else {
+            return;
+        };
+        blocks[slot].copy_from_slice(g);
+        if held < window {
+            return;
+        }
+        acc.copy_from_slice(&blocks[oldest][..]);
+        for j in 1..window {
+            for (a, &v) in acc.iter_mut().zip(blocks[(oldest + j) % window].iter()) {
+                *a += v;
+            }
+        }
+        let len = window as f32;
+        for (g, &a) in g.iter_mut().zip(acc.iter()) {
+            *g += a / len * lambda;
         }
     }
 }
@@ -863,8 +1354,13 @@ mod tests {
         assert_eq!(fc1_from_pieces(&blocks, (p, h), pieces), fc1);
     }
 
-    /// Trains two members for three epochs (with a short last batch) on `threads` threads.
-    fn train_on(threads: usize, (p, h): (usize, usize)) -> (Vec<MlpWeights>, Vec<EpochSums>) {
+    /// Trains two members of `method` for three epochs (with a short last batch) on `threads`
+    /// threads.
+    fn train_on(
+        threads: usize,
+        (p, h): (usize, usize),
+        method: Method,
+    ) -> (Vec<MlpWeights>, Vec<EpochSums>) {
         let members = (1..=2)
             .map(|seed| {
                 let data = ModularDataset::new(p, 0.6, seed).unwrap();
@@ -873,12 +1369,13 @@ mod tests {
                         .with_p(p)
                         .with_d_hidden(h)
                         .init_weights(seed),
-                    adam: None,
+                    optimizer: None,
                     hyper: Hyper {
                         lr: 3e-3 * seed as f64,
                         weight_decay: 0.5,
                         epsilon: 1e-8,
                     },
+                    method,
                     train: Rows::new(&data, Split::Train),
                     val: Rows::new(&data, Split::Val),
                 }
@@ -917,15 +1414,34 @@ mod tests {
 
     #[test]
     fn the_thread_count_does_not_change_a_bit() {
-        // 131 hidden units: three pieces, so threads own uneven runs of them.
+        // 131 hidden units: three pieces, so threads own uneven runs of them; the second method
+        // sums ⊥Grad's norms across the pieces and keeps a filter's window.
         let shape = (13, 131);
-        let (one, one_sums) = train_on(1, shape);
+        let other = Method {
+            loss: crate::step::Loss::Stablemax,
+            activation: Activation::Square,
+            grokfast: Some(Grokfast::Ma {
+                window: 3,
+                lambda: 2.0,
+            }),
+            orthograd: true,
+            optimizer: Optimizer::Sgd {
+                momentum: 0.9,
+                nesterov: true,
+            },
+        };
+        let (one, one_sums) = train_on(1, shape, Method::default());
         assert!(one_sums.iter().all(|s| s.train.loss_sum.is_finite()));
         assert!(one_sums.iter().map(|s| s.val.correct).sum::<usize>() > 0);
+        let (other_one, other_sums) = train_on(1, shape, other);
+        assert!(other_sums.iter().all(|s| s.train.loss_sum.is_finite()));
         for threads in [2, 3] {
-            let (many, many_sums) = train_on(threads, shape);
+            let (many, many_sums) = train_on(threads, shape, Method::default());
             assert_eq!(many, one, "weights on {threads} threads");
             assert_eq!(many_sums, one_sums, "sums on {threads} threads");
+            let (many, many_sums) = train_on(threads, shape, other);
+            assert_eq!(many, other_one, "{other:?} weights on {threads} threads");
+            assert_eq!(many_sums, other_sums, "{other:?} sums on {threads} threads");
         }
         // And the weights moved: the runs are not trivially equal.
         let start = MlpConfig::new()

@@ -12,14 +12,21 @@
 //! | `CubeBackend<R, f32, ..>` and `Fusion<CubeBackend<..>>` (wgpu, vulkan, cuda) | `#[cube]` kernels, nine launches a step for all K members | `cube` |
 //! | `Autodiff<B>`, any `B` | Burn's tensor operations and autodiff: the reference | `reference` |
 //!
-//! Every implementation computes, for each member `k` with its own training rows, the
-//! notebook's step on a batch of `n` rows with inputs `(a, p + b)` and labels `y`:
+//! Every implementation computes, for each member `k` with its own training rows and its own
+//! [`Method`], the step on a batch of `n` rows with inputs `(a, p + b)` and labels `y`:
 //! - `pre = W1[a] + W1[p + b]` (fc1 as a gather, or a one-hot product: the same values),
-//!   `post = relu(pre)`, `logits = post · W2`;
-//! - softmax cross-entropy, averaged over the batch; argmax (first maximum) for accuracy;
-//! - its gradient, and AdamW as PyTorch's `torch.optim.AdamW` (and Burn's `AdamW`) does it:
-//!   `w ← w·(1 − lr·wd) − lr · m̂ / (√v̂ + ε)` with bias-corrected moments, β = (0.9, 0.999), and
-//!   each member's own lr, weight decay and ε ([`Hyper`]).
+//!   `post = σ(pre)` with σ the member's [`Activation`] (the notebook's ReLU, or `x²`),
+//!   `logits = post · W2`;
+//! - the member's [`Loss`] (softmax cross-entropy by default), averaged over the batch; argmax
+//!   (first maximum) for accuracy;
+//! - its gradient; the member's Grokfast filter ([`Grokfast`]) and ⊥Grad, in that order; then
+//!   its [`Optimizer`]: AdamW as PyTorch's `torch.optim.AdamW` (and Burn's `AdamW`) does it,
+//!   `w ← w·(1 − lr·wd) − lr · m̂ / (√v̂ + ε)` with bias-corrected moments and the member's β, or
+//!   SGD as `torch.optim.SGD` does it; each with the member's own lr, weight decay and ε
+//!   ([`Hyper`]).
+//!
+//! The CubeCL kernels compute only the notebook's step ([`Method::is_default`]) so far:
+//! [`StepBackend::stack_supports`] says so before a stack is built.
 //!
 //! The loss and accuracy sums of an epoch stay on the device and are read once, by
 //! [`StepBackend::stack_take_sums`].
@@ -27,7 +34,7 @@
 //! # Layout
 //! On every backend a member's weights are kept in Burn's [`Linear`](burn::nn::Linear) layout,
 //! fc1 `[2p, d_hidden]` and fc2 `[d_hidden, p]`; everything that crosses into or out of a stack
-//! ([`MemberSetup`], [`StepBackend::stack_weights`], [`StepBackend::stack_adam`]) is in
+//! ([`MemberSetup`], [`StepBackend::stack_weights`], [`StepBackend::stack_optimizer`]) is in
 //! PyTorch's orientation, like [`MlpWeights`].
 //!
 //! # Example
@@ -36,14 +43,15 @@
 //! ```
 //! use burn::backend::Flex;
 //! use grokking::{
-//!     step::{Hyper, MemberSetup, Rows, StackSetup, StepBackend},
+//!     step::{Hyper, MemberSetup, Method, Rows, StackSetup, StepBackend},
 //!     MlpConfig, ModularDataset, Split,
 //! };
 //! let data = ModularDataset::new(7, 0.8, 1)?; // 39 training rows, 10 validation rows
 //! let member = MemberSetup {
 //!     weights: MlpConfig::new().with_p(7).with_d_hidden(8).init_weights(1),
-//!     adam: None,
+//!     optimizer: None,
 //!     hyper: Hyper { lr: 1e-2, weight_decay: 0.5, epsilon: 1e-8 },
+//!     method: Method::default(),
 //!     train: Rows::new(&data, Split::Train),
 //!     val: Rows::new(&data, Split::Val),
 //! };
@@ -53,15 +61,19 @@
 //! Flex::stack_validate(&mut stack);
 //! let sums = Flex::stack_take_sums(&mut stack);
 //! assert!(sums[0].train.loss_sum > 0.0 && sums[0].val.correct <= 10);
-//! assert_eq!(Flex::stack_adam(&stack)[0].step, 1);
+//! assert_eq!(Flex::stack_optimizer(&stack)[0].step, 1);
 //! # Ok::<(), grokking::Error>(())
 //! ```
 
 mod host;
+mod method;
 mod pool;
 mod reference;
 
 pub use host::{host_threads, MAX_UNITS_PER_PIECE, ROWS_PER_PIECE};
+pub use method::{
+    Activation, Grokfast, Loss, Method, Optimizer, GROKFAST_EMA_LAMBDA, GROKFAST_MA_LAMBDA,
+};
 
 #[cfg(any(feature = "wgpu", feature = "vulkan", feature = "cuda"))]
 mod cube;
@@ -75,15 +87,11 @@ use crate::{
     model::{transpose, MlpWeights},
 };
 
-/// AdamW's first-moment decay (PyTorch's and Burn's default).
-pub const BETA_1: f32 = 0.9;
-/// AdamW's second-moment decay (PyTorch's and Burn's default).
-pub const BETA_2: f32 = 0.999;
-
-/// AdamW's state for the two weight matrices, on the host, in PyTorch's orientation (the same as
-/// [`MlpWeights`]): what a checkpoint needs to resume training.
+/// The optimiser's state for the two weight matrices, on the host, in PyTorch's orientation
+/// (the same as [`MlpWeights`]): what a checkpoint needs to resume training. AdamW uses both
+/// moments; SGD keeps its momentum buffer in the first moments and leaves the second at zero.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdamState {
+pub struct OptimizerState {
     /// Optimiser steps taken so far (PyTorch's `state["step"]`).
     pub step: u64,
     /// First moment of `fc1.weight`, row-major `[d_hidden, 2p]`.
@@ -94,11 +102,25 @@ pub struct AdamState {
     pub fc2_m1: Vec<f32>,
     /// Second moment of `fc2.weight`, row-major `[p, d_hidden]`.
     pub fc2_m2: Vec<f32>,
+    /// The Grokfast filter's memory (empty without a filter).
+    pub filter: FilterState,
 }
 
-impl AdamState {
-    /// The state before the first step: zero moments for a network of modulus `p` and width
-    /// `d_hidden`.
+/// What a Grokfast filter remembers, in PyTorch's orientation: the EMA (one gradient-shaped
+/// value), or the MA's window of past gradients, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilterState {
+    /// The number of gradient-shaped values held ([`Method::filter_gradients`]).
+    pub gradients: usize,
+    /// `gradients` blocks of fc1's shape `[d_hidden, 2p]`, one after another.
+    pub fc1: Vec<f32>,
+    /// `gradients` blocks of fc2's shape `[p, d_hidden]`, one after another.
+    pub fc2: Vec<f32>,
+}
+
+impl OptimizerState {
+    /// The state before the first step: zero moments and an empty filter for a network of
+    /// modulus `p` and width `d_hidden`.
     pub fn zeros(p: usize, d_hidden: usize) -> Self {
         let (n1, n2) = (2 * p * d_hidden, p * d_hidden);
         Self {
@@ -107,6 +129,7 @@ impl AdamState {
             fc1_m2: vec![0.0; n1],
             fc2_m1: vec![0.0; n2],
             fc2_m2: vec![0.0; n2],
+            filter: FilterState::default(),
         }
     }
 }
@@ -135,10 +158,19 @@ impl Hyper {
     }
 }
 
+/// A method's AdamW `(β₁, β₂)` in `f32`, as every implementation applies them (PyTorch's
+/// defaults `(0.9, 0.999)` for an optimiser without moments' decays).
+pub fn betas(method: &Method) -> (f32, f32) {
+    match method.optimizer {
+        Optimizer::AdamW { beta1, beta2 } => (beta1 as f32, beta2 as f32),
+        Optimizer::Sgd { .. } => (0.9, 0.999),
+    }
+}
+
 /// AdamW's bias corrections `(1 − β₁ᵗ, 1 − β₂ᵗ)` for step `t` (counted from 1), in `f32`.
-pub fn bias_corrections(t: u64) -> (f32, f32) {
+pub fn bias_corrections(t: u64, (beta_1, beta_2): (f32, f32)) -> (f32, f32) {
     let t = i32::try_from(t).unwrap_or(i32::MAX);
-    (1.0 - BETA_1.powi(t), 1.0 - BETA_2.powi(t))
+    (1.0 - beta_1.powi(t), 1.0 - beta_2.powi(t))
 }
 
 /// The rows of one split as indices into fc1's rows and labels, in the split's order.
@@ -187,10 +219,12 @@ impl Rows {
 pub struct MemberSetup {
     /// Weights to start from (PyTorch's orientation).
     pub weights: MlpWeights,
-    /// AdamW state to continue from; `None` starts fresh.
-    pub adam: Option<AdamState>,
+    /// Optimiser state to continue from; `None` starts fresh.
+    pub optimizer: Option<OptimizerState>,
     /// Optimiser hyperparameters.
     pub hyper: Hyper,
+    /// The member's loss, activation, filter and optimiser.
+    pub method: Method,
     /// Training rows in the order the epochs walk them.
     pub train: Rows,
     /// Validation rows.
@@ -230,7 +264,7 @@ impl StackSetup {
             .members
             .first()
             .expect("a stack needs at least one member");
-        let step = first.adam.as_ref().map_or(0, |adam| adam.step);
+        let step = first.optimizer.as_ref().map_or(0, |adam| adam.step);
         let (p, h) = (self.p, self.d_hidden);
         for m in &self.members {
             assert_eq!(
@@ -239,18 +273,22 @@ impl StackSetup {
                 "weights shape"
             );
             assert_eq!(
-                m.adam.as_ref().map_or(0, |adam| adam.step),
+                m.optimizer.as_ref().map_or(0, |adam| adam.step),
                 step,
                 "AdamW steps"
             );
-            if let Some(adam) = &m.adam {
+            if let Some(adam) = &m.optimizer {
+                let held = m.method.filter_gradients(step);
                 for (len, want) in [
                     (adam.fc1_m1.len(), 2 * p * h),
                     (adam.fc1_m2.len(), 2 * p * h),
                     (adam.fc2_m1.len(), h * p),
                     (adam.fc2_m2.len(), h * p),
+                    (adam.filter.gradients, held),
+                    (adam.filter.fc1.len(), held * 2 * p * h),
+                    (adam.filter.fc2.len(), held * h * p),
                 ] {
-                    assert_eq!(len, want, "AdamW moment length");
+                    assert_eq!(len, want, "optimiser state length");
                 }
             }
             assert_eq!(m.train.len(), first.train.len(), "training rows");
@@ -266,12 +304,14 @@ impl StackSetup {
     /// `[K, d_hidden, p]` (zero moments for a member without AdamW state).
     pub(crate) fn stacked(&self) -> ([Vec<f32>; 3], [Vec<f32>; 3]) {
         let (p, h) = (self.p, self.d_hidden);
-        let zeros = AdamState::zeros(p, h);
+        let zeros = OptimizerState::zeros(p, h);
         // PyTorch orientation [cols, rows] -> Burn's [rows, cols], member after member.
-        let stack = |part: &dyn Fn(&MemberSetup, &AdamState) -> Vec<f32>, rows, cols| {
+        let stack = |part: &dyn Fn(&MemberSetup, &OptimizerState) -> Vec<f32>, rows, cols| {
             self.members
                 .iter()
-                .flat_map(|m| transpose(&part(m, m.adam.as_ref().unwrap_or(&zeros)), cols, rows))
+                .flat_map(|m| {
+                    transpose(&part(m, m.optimizer.as_ref().unwrap_or(&zeros)), cols, rows)
+                })
                 .collect::<Vec<f32>>()
         };
         (
@@ -291,7 +331,7 @@ impl StackSetup {
 
 /// Member by member, the `[rows, cols]` blocks (Burn's layout) of stacked values, each
 /// transposed to PyTorch's orientation.
-fn unstack(values: &[f32], rows: usize, cols: usize) -> Vec<Vec<f32>> {
+pub(crate) fn unstack(values: &[f32], rows: usize, cols: usize) -> Vec<Vec<f32>> {
     values
         .chunks_exact(rows * cols)
         .map(|block| transpose(block, rows, cols))
@@ -314,19 +354,20 @@ pub(crate) fn unstack_adam(
     (p, h, step): (usize, usize, u64),
     [fc1_m1, fc1_m2]: [&[f32]; 2],
     [fc2_m1, fc2_m2]: [&[f32]; 2],
-) -> Vec<AdamState> {
+) -> Vec<OptimizerState> {
     let (a, b) = (unstack(fc1_m1, 2 * p, h), unstack(fc1_m2, 2 * p, h));
     let (c, d) = (unstack(fc2_m1, h, p), unstack(fc2_m2, h, p));
     a.into_iter()
         .zip(b)
         .zip(c)
         .zip(d)
-        .map(|(((fc1_m1, fc1_m2), fc2_m1), fc2_m2)| AdamState {
+        .map(|(((fc1_m1, fc1_m2), fc2_m1), fc2_m2)| OptimizerState {
             step,
             fc1_m1,
             fc1_m2,
             fc2_m1,
             fc2_m2,
+            filter: FilterState::default(),
         })
         .collect()
 }
@@ -359,13 +400,24 @@ pub trait StepBackend: Backend {
     /// The implementation's state of a stack.
     type Stack: Send;
 
+    /// Whether this implementation computes `method`'s step: `Err` with the reason where it
+    /// does not. Every implementation computes the default method.
+    ///
+    /// # Errors
+    /// The reason, one line, for a method this implementation cannot run.
+    fn stack_supports(method: &Method) -> Result<(), &'static str> {
+        let _ = method;
+        Ok(())
+    }
+
     /// Builds a stack on `device`.
     ///
     /// # Panics
-    /// If `setup` is inconsistent (see [`StackSetup::check`]).
+    /// If `setup` is inconsistent (see [`StackSetup::check`]), or a member's method is one
+    /// [`StepBackend::stack_supports`] refuses.
     fn stack_init(setup: StackSetup, device: &Self::Device) -> Self::Stack;
 
-    /// One AdamW step of every member on its training rows `rows`; each row's loss and accuracy,
+    /// One optimiser step of every member on its training rows `rows`; each row's loss and accuracy,
     /// taken before the step, are added to the member's epoch sums on the device. On a GPU the
     /// step is queued, not awaited.
     ///
@@ -382,8 +434,8 @@ pub trait StepBackend: Backend {
     /// Every member's weights, copied to the host.
     fn stack_weights(stack: &Self::Stack) -> Vec<MlpWeights>;
 
-    /// Every member's AdamW state, copied to the host.
-    fn stack_adam(stack: &Self::Stack) -> Vec<AdamState>;
+    /// Every member's optimiser state (moments, step, filter memory), copied to the host.
+    fn stack_optimizer(stack: &Self::Stack) -> Vec<OptimizerState>;
 
     /// Sets every member's hyperparameters, in member order, for the steps that follow.
     ///
@@ -407,7 +459,7 @@ mod tests {
         assert_eq!(lr, 3e-3f32);
         assert_eq!(decay, 1.0 - (3e-3f32 as f64 * 0.5) as f32);
         assert_eq!(eps, 1e-8f32);
-        let (b1, b2) = bias_corrections(1);
+        let (b1, b2) = bias_corrections(1, betas(&Method::default()));
         assert_eq!((b1, b2), (1.0 - 0.9f32, 1.0 - 0.999f32));
     }
 }

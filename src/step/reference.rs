@@ -3,17 +3,24 @@
 //!
 //! The weights of all members are stacked, `fc1 [K, 2p, h]` and `fc2 [K, h, p]`, and a step does
 //! for every member at once: fc1 applied to the batch's one-hot rows (built on the device from
-//! the indices) as a batched matrix product, ReLU, a second batched product, softmax
-//! cross-entropy (mean over each member's batch), autodiff of the sum of the members' losses
-//! (members share no parameter, so each gets its own gradient), and AdamW with `[K, 1, 1]`
-//! tensors of each member's lr, `1 − lr·wd` and ε.
+//! the indices) as a batched matrix product, the activation, a second batched product, the loss
+//! (mean over each member's batch), autodiff of the sum of the members' losses (members share no
+//! parameter, so each gets its own gradient), the filters, ⊥Grad, and the optimiser with
+//! `[K, 1, 1]` tensors of each member's factors.
+//!
+//! Members may differ in [`Method`]: each choice that some member makes is computed for the
+//! whole stack and kept for that member by a `[K, 1, 1]` mask of zeros and ones (a choice no
+//! member makes is not computed, so a stack of the default method runs the notebook's
+//! operations only). StableMax is computed in the backend's float type here (the host, as the
+//! authors, in `f64`); the MA filter keeps the last gradients of the longest window, and each
+//! member sums the ones of its own window, oldest first.
 //!
 //! fc1 is a one-hot product here, not a gather: the gradient of a gather is a scatter-add into
 //! the stacked rows, which Burn 0.21's wgpu backend ran in 25 ms a step at K = 256 on an H100.
 //! Both give the same forward values exactly (adding zeros is exact) and gradients to float
 //! rounding.
 
-use std::ops::Range;
+use std::{collections::VecDeque, ops::Range};
 
 use burn::{
     backend::{autodiff::checkpoint::strategy::CheckpointStrategy, Autodiff},
@@ -24,11 +31,12 @@ use burn::{
     },
 };
 
-use crate::model::{to_vec, MlpWeights};
+use crate::model::{to_vec, transpose, MlpWeights};
 
 use super::{
-    unstack_adam, unstack_weights, AdamState, EpochSums, Hyper, PassSums, Rows, StackSetup,
-    StepBackend, BETA_1, BETA_2,
+    betas, bias_corrections, unstack, unstack_adam, unstack_weights, Activation, EpochSums,
+    FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState, PassSums, Rows,
+    StackSetup, StepBackend,
 };
 
 /// A stack as Burn tensors on `B`'s device.
@@ -38,20 +46,137 @@ pub struct ReferenceStack<B: Backend> {
     step: u64,
     fc1: Tensor<B, 3>,
     fc2: Tensor<B, 3>,
-    /// AdamW's moments of fc1 and fc2.
+    /// The optimiser's moments of fc1 and fc2 (SGD's momentum buffer in `first`).
     moments: [Moments<B>; 2],
     /// `[K, 1, 1]`: lr, `1 − lr·wd` and ε per member.
     factors: [Tensor<B, 3>; 3],
+    /// `[K, 1, 1]`: weight decay per member (SGD's).
+    weight_decay: Tensor<B, 3>,
+    methods: Vec<Method>,
+    choices: Choices<B>,
+    /// The EMA filter's values of fc1 and fc2 (`None` if no member has one).
+    ema: Option<[Tensor<B, 3>; 2]>,
+    /// The MA filter's last gradients of fc1 and fc2, oldest first (at most the longest window).
+    window: VecDeque<[Tensor<B, 3>; 2]>,
     train: StackedRows<B>,
     val: StackedRows<B>,
     /// `[K]` each: train loss sum, train correct, val loss sum, val correct.
     sums: [Tensor<B, 1>; 4],
 }
 
-/// AdamW's moments for one stacked weight.
+/// The optimiser's moments for one stacked weight.
 struct Moments<B: Backend> {
     first: Tensor<B, 3>,
     second: Tensor<B, 3>,
+}
+
+/// The members' choices as `[K, 1, 1]` masks and factors; `None` where no member makes it.
+struct Choices<B: Backend> {
+    /// Per [`Loss::ALL`].
+    loss: [Option<Tensor<B, 3>>; 3],
+    /// Per [`Activation::ALL`].
+    activation: [Option<Tensor<B, 3>>; 2],
+    /// The EMA's `[α, 1 − α, λ]` (zeros for members without it).
+    ema: Option<[Tensor<B, 3>; 3]>,
+    /// The MA's λ (zero for members without it).
+    ma_lambda: Option<Tensor<B, 3>>,
+    orthograd: Option<Tensor<B, 3>>,
+    /// AdamW's mask and `[β₁, 1 − β₁, β₂, 1 − β₂]`.
+    adam: Option<(Tensor<B, 3>, [Tensor<B, 3>; 4])>,
+    /// SGD's mask, momentum and Nesterov mask.
+    sgd: Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)>,
+}
+
+/// A `[K, 1, 1]` tensor of one value per member.
+fn column<B: Backend>(values: impl Iterator<Item = f32>, device: &B::Device) -> Tensor<B, 3> {
+    let values: Vec<f32> = values.collect();
+    let k = values.len();
+    Tensor::from_data(TensorData::new(values, [k, 1, 1]), device)
+}
+
+impl<B: Backend> Choices<B> {
+    fn new(methods: &[Method], device: &B::Device) -> Self {
+        let mask = |pick: &dyn Fn(&Method) -> bool| {
+            methods
+                .iter()
+                .any(pick)
+                .then(|| column::<B>(methods.iter().map(|m| pick(m) as u8 as f32), device))
+        };
+        let values = |f: &dyn Fn(&Method) -> f32| column::<B>(methods.iter().map(f), device);
+        let ema = |m: &Method| match m.grokfast {
+            Some(Grokfast::Ema { alpha, lambda }) => (alpha, lambda),
+            _ => (0.0, 0.0),
+        };
+        let ma_lambda = |m: &Method| match m.grokfast {
+            Some(Grokfast::Ma { lambda, .. }) => lambda as f32,
+            _ => 0.0,
+        };
+        let sgd = |m: &Method| match m.optimizer {
+            Optimizer::Sgd { momentum, nesterov } => (momentum as f32, nesterov),
+            _ => (0.0, false),
+        };
+        let is_ema = |m: &Method| matches!(m.grokfast, Some(Grokfast::Ema { .. }));
+        let is_ma = |m: &Method| matches!(m.grokfast, Some(Grokfast::Ma { .. }));
+        let is_adam = |m: &Method| matches!(m.optimizer, Optimizer::AdamW { .. });
+        let is_sgd = |m: &Method| matches!(m.optimizer, Optimizer::Sgd { .. });
+        Self {
+            loss: Loss::ALL.map(|loss| mask(&|m| m.loss == loss)),
+            activation: Activation::ALL.map(|act| mask(&|m| m.activation == act)),
+            ema: methods.iter().any(is_ema).then(|| {
+                [
+                    values(&|m| ema(m).0 as f32),
+                    values(&|m| (1.0 - ema(m).0) as f32),
+                    values(&|m| ema(m).1 as f32),
+                ]
+            }),
+            ma_lambda: methods.iter().any(is_ma).then(|| values(&ma_lambda)),
+            orthograd: mask(&|m| m.orthograd),
+            adam: mask(&is_adam).map(|mask| {
+                (
+                    mask,
+                    [
+                        values(&|m| betas(m).0),
+                        values(&|m| 1.0 - betas(m).0),
+                        values(&|m| betas(m).1),
+                        values(&|m| 1.0 - betas(m).1),
+                    ],
+                )
+            }),
+            sgd: mask(&is_sgd).map(|mask| {
+                (
+                    mask,
+                    values(&|m| sgd(m).0),
+                    values(&|m| sgd(m).1 as u8 as f32),
+                )
+            }),
+        }
+    }
+}
+
+/// `mask · value`, or `value` itself where every member makes the choice.
+fn keep<B: Backend>(value: Tensor<B, 3>, mask: &Tensor<B, 3>, all: bool) -> Tensor<B, 3> {
+    if all {
+        value
+    } else {
+        value * mask.clone()
+    }
+}
+
+/// The sum of the choices made, each kept for its members: `Σ mask_c · f(c)` over the choices
+/// `c` some member makes (only `f(c)` where every member makes `c`).
+fn choose<B: Backend, T: Copy>(
+    choices: &[(T, &Option<Tensor<B, 3>>)],
+    f: impl Fn(T) -> Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    let made: Vec<(T, &Tensor<B, 3>)> = choices
+        .iter()
+        .filter_map(|(c, mask)| mask.as_ref().map(|mask| (*c, mask)))
+        .collect();
+    let all = made.len() == 1;
+    made.into_iter()
+        .map(|(c, mask)| keep(f(c), mask, all))
+        .reduce(|a, b| a + b)
+        .expect("every member makes one choice")
 }
 
 /// Per-member fc1 row indices and labels of one split.
@@ -107,49 +232,87 @@ impl<B: Backend> StackedRows<B> {
     }
 }
 
-/// Logits of every member for its rows.
+/// `[K, n, classes]` one-hot rows of `index [K, n]`.
+fn one_hot<B: Backend>(index: &Tensor<B, 2, Int>, classes: usize) -> Tensor<B, 3> {
+    let [k, n] = index.dims();
+    let columns = Tensor::<B, 1, Int>::arange(0..classes as i64, &index.device())
+        .reshape([1, 1, classes])
+        .expand([k, n, classes]);
+    index
+        .clone()
+        .reshape([k, n, 1])
+        .expand([k, n, classes])
+        .equal(columns)
+        .float()
+}
+
+/// Logits of every member for its rows, each with its activation.
 ///
 /// # Shapes
 /// `fc1 [K, 2p, h]`, `fc2 [K, h, p]`, rows `[K, n]` -> `[K, n, p]`.
-fn logits<B: Backend>(fc1: Tensor<B, 3>, fc2: Tensor<B, 3>, rows: &StackedRows<B>) -> Tensor<B, 3> {
-    let [k, two_p, _] = fc1.dims();
-    let n = rows.len();
-    let columns = Tensor::<B, 1, Int>::arange(0..two_p as i64, &fc1.device())
-        .reshape([1, 1, two_p])
-        .expand([k, n, two_p]);
-    let one_hot = |index: &Tensor<B, 2, Int>| {
-        index
-            .clone()
-            .reshape([k, n, 1])
-            .expand([k, n, two_p])
-            .equal(columns.clone())
-            .float()
-    };
-    let inputs = one_hot(&rows.a) + one_hot(&rows.b); // [K, n, 2p]
-    relu(inputs.matmul(fc1)).matmul(fc2)
+fn logits<B: Backend>(
+    fc1: Tensor<B, 3>,
+    fc2: Tensor<B, 3>,
+    rows: &StackedRows<B>,
+    activation: &[Option<Tensor<B, 3>>; 2],
+) -> Tensor<B, 3> {
+    let two_p = fc1.dims()[1];
+    let inputs = one_hot(&rows.a, two_p) + one_hot(&rows.b, two_p); // [K, n, 2p]
+    let pre = inputs.matmul(fc1);
+    let choices = [
+        (Activation::Relu, &activation[0]),
+        (Activation::Square, &activation[1]),
+    ];
+    let post = choose(&choices, |act| match act {
+        Activation::Relu => relu(pre.clone()),
+        Activation::Square => pre.clone().powi_scalar(2),
+    });
+    post.matmul(fc2)
 }
 
-/// Per-member summed cross-entropy `[K]` and number of right predictions `[K]` (as floats).
+/// Per-member summed loss `[K]` and number of right predictions `[K]` (as floats), each
+/// member with its loss.
 fn loss_and_correct<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
+    loss: &[Option<Tensor<B, 3>>; 3],
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [k, _, _] = logits.dims();
-    let labels = labels.unsqueeze_dim::<3>(2); // [K, n, 1]
+    let [k, _, p] = logits.dims();
+    let index = labels.clone().unsqueeze_dim::<3>(2); // [K, n, 1]
     let correct = logits
         .clone()
         .argmax(2)
-        .equal(labels.clone())
+        .equal(index.clone())
         .int()
         .sum_dim(1)
         .reshape([k])
         .float();
-    let loss = log_softmax(logits, 2)
-        .gather(2, labels)
-        .sum_dim(1)
-        .reshape([k])
-        .neg();
-    (loss, correct)
+    let choices = [
+        (Loss::CrossEntropy, &loss[0]),
+        (Loss::Stablemax, &loss[1]),
+        (Loss::Mse, &loss[2]),
+    ];
+    // [K, n, 1]: each row's loss.
+    let rows = choose(&choices, |loss| match loss {
+        Loss::CrossEntropy => log_softmax(logits.clone(), 2)
+            .gather(2, index.clone())
+            .neg(),
+        Loss::Stablemax => {
+            // s(x) = x + 1 (x ≥ 0), 1 / (1 − x) (x < 0); the reciprocal of min(x, 0) keeps the
+            // branch that is not taken finite, so its zero gradient is not NaN.
+            let negative = logits.clone().lower_elem(0.0);
+            let s = (logits.clone() + 1.0).mask_where(
+                negative,
+                (logits.clone().clamp_max(0.0).neg() + 1.0).recip(),
+            );
+            let total = s.clone().sum_dim(2);
+            total.log() - s.gather(2, index.clone()).log()
+        }
+        Loss::Mse => (logits.clone() - one_hot(&labels, p))
+            .powi_scalar(2)
+            .mean_dim(2),
+    });
+    (rows.sum_dim(1).reshape([k]), correct)
 }
 
 impl<B: Backend> ReferenceStack<B> {
@@ -161,7 +324,44 @@ impl<B: Backend> ReferenceStack<B> {
         };
         let ([fc1, fc1_m1, fc1_m2], [fc2, fc2_m1, fc2_m2]) = setup.stacked();
         let hyper: Vec<Hyper> = setup.members.iter().map(|m| m.hyper).collect();
+        let methods: Vec<Method> = setup.members.iter().map(|m| m.method).collect();
         let zeros = || Tensor::<B, 1>::zeros([k], device);
+        // The filters' memories: member k's j-th newest gradient is entry `len − 1 − j`.
+        let filters: Vec<FilterState> = setup
+            .members
+            .iter()
+            .map(|m| {
+                m.optimizer
+                    .as_ref()
+                    .map(|o| o.filter.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let entry = |from_newest: usize| -> [Tensor<B, 3>; 2] {
+            let (n1, n2) = (2 * p * h, h * p);
+            let (mut a, mut b) = (Vec::with_capacity(k * n1), Vec::with_capacity(k * n2));
+            for f in &filters {
+                if from_newest < f.gradients {
+                    let j = f.gradients - 1 - from_newest;
+                    a.extend(transpose(&f.fc1[j * n1..(j + 1) * n1], h, 2 * p));
+                    b.extend(transpose(&f.fc2[j * n2..(j + 1) * n2], p, h));
+                } else {
+                    a.extend(std::iter::repeat_n(0.0, n1));
+                    b.extend(std::iter::repeat_n(0.0, n2));
+                }
+            }
+            [tensor(a, 2 * p, h), tensor(b, h, p)]
+        };
+        let has_ema = methods
+            .iter()
+            .any(|m| matches!(m.grokfast, Some(Grokfast::Ema { .. })));
+        let ma_held = methods
+            .iter()
+            .zip(&filters)
+            .filter(|(m, _)| matches!(m.grokfast, Some(Grokfast::Ma { .. })))
+            .map(|(_, f)| f.gradients)
+            .max()
+            .unwrap_or(0);
         Self {
             p,
             h,
@@ -179,6 +379,11 @@ impl<B: Backend> ReferenceStack<B> {
                 },
             ],
             factors: factor_tensors(&hyper, device),
+            weight_decay: column(hyper.iter().map(|h| h.weight_decay as f32), device),
+            choices: Choices::new(&methods, device),
+            methods,
+            ema: has_ema.then(|| entry(0)),
+            window: (0..ma_held).rev().map(entry).collect(),
             train: StackedRows::new(setup.members.iter().map(|m| &m.train), device),
             val: StackedRows::new(setup.members.iter().map(|m| &m.val), device),
             sums: [zeros(), zeros(), zeros(), zeros()],
@@ -188,44 +393,154 @@ impl<B: Backend> ReferenceStack<B> {
     fn k(&self) -> usize {
         self.fc1.dims()[0]
     }
+
+    fn device(&self) -> B::Device {
+        self.fc1.device()
+    }
+
+    /// The Grokfast filters on the gradients `[g1, g2]` of the step about to be taken (the
+    /// stack's step count not yet increased).
+    fn filter(&mut self, mut grads: [Tensor<B, 3>; 2]) -> [Tensor<B, 3>; 2] {
+        if let (Some(ema), Some([alpha, one_minus, lambda])) = (&mut self.ema, &self.choices.ema) {
+            for (e, g) in ema.iter_mut().zip(&mut grads) {
+                *e = if self.step == 0 {
+                    g.clone()
+                } else {
+                    e.clone() * alpha.clone() + g.clone() * one_minus.clone()
+                };
+                *g = g.clone() + e.clone() * lambda.clone();
+            }
+        }
+        let windows: Vec<usize> = self
+            .methods
+            .iter()
+            .map(|m| match m.grokfast {
+                Some(Grokfast::Ma { window, .. }) => window,
+                _ => 0,
+            })
+            .collect();
+        if let Some(lambda) = &self.choices.ma_lambda {
+            let longest = windows.iter().copied().max().unwrap_or(0);
+            self.window.push_back(grads.clone());
+            while self.window.len() > longest {
+                self.window.pop_front();
+            }
+            let len = self.window.len();
+            let device = self.device();
+            // Entry i counts for member k once its window is full and i is among its last.
+            let weight = |i: usize| {
+                column::<B>(
+                    windows
+                        .iter()
+                        .map(|&w| (w > 0 && len >= w && i >= len - w) as u8 as f32),
+                    &device,
+                )
+            };
+            let full = column::<B>(
+                windows.iter().map(|&w| {
+                    if w > 0 && len >= w {
+                        1.0 / w as f32
+                    } else {
+                        0.0
+                    }
+                }),
+                &device,
+            );
+            for (m, g) in grads.iter_mut().enumerate() {
+                let sum = self
+                    .window
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| entry[m].clone() * weight(i))
+                    .reduce(|a, b| a + b)
+                    .expect("the window holds this step's gradient");
+                *g = g.clone() + sum * full.clone() * lambda.clone();
+            }
+        }
+        grads
+    }
+
+    /// ⊥Grad on the gradients of the members that ask for it, per weight matrix.
+    fn orthograd(&self, grads: [Tensor<B, 3>; 2]) -> [Tensor<B, 3>; 2] {
+        let Some(mask) = &self.choices.orthograd else {
+            return grads;
+        };
+        let all = self.methods.iter().all(|m| m.orthograd);
+        let sum = |t: Tensor<B, 3>| t.sum_dim(2).sum_dim(1); // [K, 1, 1]
+        let mut out = grads.clone();
+        for ((o, g), w) in out.iter_mut().zip(grads).zip([&self.fc1, &self.fc2]) {
+            let w_norm_sq = sum(w.clone() * w.clone()) + 1e-30;
+            let proj = sum(w.clone() * g.clone()) / w_norm_sq;
+            let orth = g.clone() - w.clone() * proj;
+            let g_norm = sum(g.clone() * g.clone()).sqrt();
+            let orth_norm = sum(orth.clone() * orth.clone()).sqrt() + 1e-30;
+            let scaled = orth * (g_norm / orth_norm);
+            *o = if all {
+                scaled
+            } else {
+                scaled * mask.clone() + g * (mask.clone().neg() + 1.0)
+            };
+        }
+        out
+    }
+
+    /// The optimiser on weight `m` (0: fc1, 1: fc2) with its final gradient; the stack's step
+    /// count is already this step's.
+    fn update(&mut self, m: usize, weight: Tensor<B, 3>, grad: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [lr, decay, epsilon] = &self.factors;
+        let moments = &mut self.moments[m];
+        let adam = self.choices.adam.as_ref().map(|(mask, [b1, f1, b2, f2])| {
+            let device = weight.device();
+            let bias = |pick: fn((f32, f32)) -> f32| {
+                column::<B>(
+                    self.methods
+                        .iter()
+                        .map(|method| pick(bias_corrections(self.step, betas(method)))),
+                    &device,
+                )
+            };
+            let first = moments.first.clone() * b1.clone() + grad.clone() * f1.clone();
+            let second =
+                moments.second.clone() * b2.clone() + grad.clone().powi_scalar(2) * f2.clone();
+            let update = (first.clone() / bias(|b| b.0))
+                .div((second.clone() / bias(|b| b.1)).sqrt().add(epsilon.clone()));
+            let weight = weight.clone().mul(decay.clone()) - update.mul(lr.clone());
+            (mask, first, second, weight)
+        });
+        let sgd = self.choices.sgd.as_ref().map(|(mask, momentum, nesterov)| {
+            let g = grad.clone() + weight.clone() * self.weight_decay.clone();
+            let buffer = moments.first.clone() * momentum.clone() + g.clone();
+            // Nesterov's `g + μ·b` or plain `b`, by the 0/1 mask (exact: x·1 = x, x·0 + y = y).
+            let step = (g + buffer.clone() * momentum.clone()) * nesterov.clone()
+                + buffer.clone() * (nesterov.clone().neg() + 1.0);
+            (mask, buffer, weight.clone() - step * lr.clone())
+        });
+        match (adam, sgd) {
+            (Some((_, first, second, weight)), None) => {
+                (moments.first, moments.second) = (first, second);
+                weight
+            }
+            (None, Some((_, buffer, weight))) => {
+                moments.first = buffer;
+                weight
+            }
+            (Some((adam, first, second, w_adam)), Some((sgd, buffer, w_sgd))) => {
+                moments.first = first * adam.clone() + buffer * sgd.clone();
+                moments.second = second * adam.clone();
+                w_adam * adam.clone() + w_sgd * sgd.clone()
+            }
+            (None, None) => unreachable!("every member has an optimiser"),
+        }
+    }
 }
 
 /// `[K, 1, 1]` tensors of each member's lr, `1 − lr·wd` and ε.
 fn factor_tensors<B: Backend>(hyper: &[Hyper], device: &B::Device) -> [Tensor<B, 3>; 3] {
-    let k = hyper.len();
-    let column = |f: &dyn Fn((f32, f32, f32)) -> f32| {
-        let values: Vec<f32> = hyper.iter().map(|h| f(h.factors())).collect();
-        Tensor::from_data(TensorData::new(values, [k, 1, 1]), device)
-    };
     [
-        column(&|(lr, _, _)| lr),
-        column(&|(_, decay, _)| decay),
-        column(&|(_, _, eps)| eps),
+        column(hyper.iter().map(|h| h.factors().0), device),
+        column(hyper.iter().map(|h| h.factors().1), device),
+        column(hyper.iter().map(|h| h.factors().2), device),
     ]
-}
-
-/// AdamW's update with per-member `[lr, decay, ε]` (`[K, 1, 1]` each).
-fn adamw<B: Backend>(
-    weight: Tensor<B, 3>,
-    grad: Tensor<B, 3>,
-    moments: &mut Moments<B>,
-    [lr, decay, epsilon]: &[Tensor<B, 3>; 3],
-    (bias_1, bias_2): (f32, f32),
-) -> Tensor<B, 3> {
-    moments.first = moments
-        .first
-        .clone()
-        .mul_scalar(BETA_1)
-        .add(grad.clone().mul_scalar(1.0 - BETA_1));
-    moments.second = moments
-        .second
-        .clone()
-        .mul_scalar(BETA_2)
-        .add(grad.powi_scalar(2).mul_scalar(1.0 - BETA_2));
-    let first = moments.first.clone().div_scalar(bias_1);
-    let second = moments.second.clone().div_scalar(bias_2);
-    let update = first.div(second.sqrt().add(epsilon.clone()));
-    weight.mul(decay.clone()) - update.mul(lr.clone())
 }
 
 impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
@@ -247,25 +562,40 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
             .train
             .rows(rows)
             .map(Tensor::<Self, 2, Int>::from_inner);
-        let (loss, correct) =
-            loss_and_correct(logits(fc1.clone(), fc2.clone(), &batch), batch.y.clone());
+        let choices = &stack.choices;
+        let activation = choices
+            .activation
+            .clone()
+            .map(|mask| mask.map(Tensor::<Self, 3>::from_inner));
+        let loss_masks = choices
+            .loss
+            .clone()
+            .map(|mask| mask.map(Tensor::<Self, 3>::from_inner));
+        let logits = logits(fc1.clone(), fc2.clone(), &batch, &activation);
+        let (loss, correct) = loss_and_correct(logits, batch.y.clone(), &loss_masks);
         // Each member's loss is the mean over its batch; their sum is what is differentiated.
         let grads = loss.clone().div_scalar(n as f32).sum().backward();
         let g1 = fc1.grad(&grads).expect("fc1 takes part in the loss");
         let g2 = fc2.grad(&grads).expect("fc2 takes part in the loss");
+        let grads = stack.filter([g1, g2]);
+        let [g1, g2] = stack.orthograd(grads);
         stack.step += 1;
-        let bias = super::bias_corrections(stack.step);
-        let [m1, m2] = &mut stack.moments;
-        stack.fc1 = adamw(stack.fc1.clone(), g1, m1, &stack.factors, bias);
-        stack.fc2 = adamw(stack.fc2.clone(), g2, m2, &stack.factors, bias);
+        stack.fc1 = stack.update(0, stack.fc1.clone(), g1);
+        stack.fc2 = stack.update(1, stack.fc2.clone(), g2);
         let [loss_sum, correct_sum, _, _] = &mut stack.sums;
         *loss_sum = loss_sum.clone() + loss.inner();
         *correct_sum = correct_sum.clone() + correct.inner();
     }
 
     fn stack_validate(stack: &mut ReferenceStack<B>) {
-        let logits = logits(stack.fc1.clone(), stack.fc2.clone(), &stack.val);
-        let (loss, correct) = loss_and_correct(logits, stack.val.y.clone());
+        let choices = &stack.choices;
+        let logits = logits(
+            stack.fc1.clone(),
+            stack.fc2.clone(),
+            &stack.val,
+            &choices.activation,
+        );
+        let (loss, correct) = loss_and_correct(logits, stack.val.y.clone(), &choices.loss);
         let [_, _, loss_sum, correct_sum] = &mut stack.sums;
         *loss_sum = loss_sum.clone() + loss;
         *correct_sum = correct_sum.clone() + correct;
@@ -273,7 +603,7 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
 
     fn stack_take_sums(stack: &mut ReferenceStack<B>) -> Vec<EpochSums> {
         let k = stack.k();
-        let device = stack.fc1.device();
+        let device = stack.device();
         let zeros = || Tensor::<B, 1>::zeros([k], &device);
         let sums = std::mem::replace(&mut stack.sums, [zeros(), zeros(), zeros(), zeros()]);
         // One read of everything for all members.
@@ -295,15 +625,43 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
         unstack_weights(stack.p, stack.h, &fc1, &fc2)
     }
 
-    fn stack_adam(stack: &ReferenceStack<B>) -> Vec<AdamState> {
+    fn stack_optimizer(stack: &ReferenceStack<B>) -> Vec<OptimizerState> {
+        let (p, h) = (stack.p, stack.h);
         let [m1, m2] = &stack.moments;
         let [a, b, c, d] =
             [&m1.first, &m1.second, &m2.first, &m2.second].map(|t| to_vec(t.clone()));
-        unstack_adam((stack.p, stack.h, stack.step), [&a, &b], [&c, &d])
+        let mut states = unstack_adam((p, h, stack.step), [&a, &b], [&c, &d]);
+        // The filters' memories, oldest first, each member's own: per entry, every member's
+        // fc1 and fc2 block.
+        type Blocks = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+        let blocks = |entry: &[Tensor<B, 3>; 2]| -> Blocks {
+            (
+                unstack(&to_vec(entry[0].clone()), 2 * p, h),
+                unstack(&to_vec(entry[1].clone()), h, p),
+            )
+        };
+        let ema = stack.ema.as_ref().map(blocks);
+        let window: Vec<_> = stack.window.iter().map(blocks).collect();
+        for (k, (state, method)) in states.iter_mut().zip(&stack.methods).enumerate() {
+            let held = method.filter_gradients(stack.step);
+            let entries: Vec<&Blocks> = match method.grokfast {
+                Some(Grokfast::Ema { .. }) => ema.iter().take(held).collect(),
+                Some(Grokfast::Ma { .. }) => window[window.len() - held..].iter().collect(),
+                None => Vec::new(),
+            };
+            state.filter.gradients = held;
+            for (fc1, fc2) in entries {
+                state.filter.fc1.extend_from_slice(&fc1[k]);
+                state.filter.fc2.extend_from_slice(&fc2[k]);
+            }
+        }
+        states
     }
 
     fn stack_set_hyper(stack: &mut ReferenceStack<B>, hyper: &[Hyper]) {
         assert_eq!(hyper.len(), stack.k(), "one Hyper per member");
-        stack.factors = factor_tensors(hyper, &stack.fc1.device());
+        let device = stack.device();
+        stack.factors = factor_tensors(hyper, &device);
+        stack.weight_decay = column(hyper.iter().map(|h| h.weight_decay as f32), &device);
     }
 }

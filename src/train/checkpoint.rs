@@ -17,7 +17,7 @@ use super::{Ensemble, History, Start, TrainBackend, Trainer, TrainingConfig};
 use crate::{
     error::{Error, Result},
     model::MlpWeights,
-    step::AdamState,
+    step::OptimizerState,
 };
 
 /// Everything needed to continue a run exactly where it stopped.
@@ -28,7 +28,7 @@ pub struct TrainerState {
     /// The weights after the last completed epoch.
     pub weights: MlpWeights,
     /// AdamW's state; `None` before the first step.
-    pub adam: Option<AdamState>,
+    pub optimizer: Option<OptimizerState>,
     /// Metrics of the completed epochs; its length is the number of epochs done.
     pub history: History,
     /// Seconds spent training so far (so resumed `seconds` keep counting).
@@ -56,16 +56,31 @@ impl TrainerState {
                 self.weights.d_hidden()
             )));
         }
-        if let Some(adam) = &self.adam {
+        if let Some(adam) = &self.optimizer {
             for (name, len, want) in [
                 ("fc1 first moment", adam.fc1_m1.len(), 2 * p * h),
                 ("fc1 second moment", adam.fc1_m2.len(), 2 * p * h),
                 ("fc2 first moment", adam.fc2_m1.len(), p * h),
                 ("fc2 second moment", adam.fc2_m2.len(), p * h),
+                (
+                    "filter's gradients",
+                    adam.filter.gradients,
+                    self.config.method.filter_gradients(adam.step),
+                ),
+                (
+                    "filter's fc1 values",
+                    adam.filter.fc1.len(),
+                    adam.filter.gradients * 2 * p * h,
+                ),
+                (
+                    "filter's fc2 values",
+                    adam.filter.fc2.len(),
+                    adam.filter.gradients * p * h,
+                ),
             ] {
                 if len != want {
                     return Err(Error::Shape(format!(
-                        "AdamW's {name} has {len} values; expected {want}"
+                        "the optimiser's {name}: {len}; expected {want}"
                     )));
                 }
             }
@@ -80,7 +95,7 @@ impl TrainerState {
         // A damaged or edited step count would wrap to 0 (bias corrections of 0, weights of NaN)
         // or be one no run reaches (2^52 steps is a million years at a microsecond a step).
         if let Some(adam) = self
-            .adam
+            .optimizer
             .as_ref()
             .filter(|a| a.step == 0 || a.step > 1 << 52)
         {
@@ -96,11 +111,11 @@ impl TrainerState {
 impl<B: TrainBackend> Trainer<B> {
     /// A host copy of the run's complete state (see [`TrainerState`]).
     pub fn state(&self) -> TrainerState {
-        let adam = self.ensemble.adam().remove(0);
+        let adam = self.ensemble.optimizer_states().remove(0);
         TrainerState {
             config: self.config().clone(),
             weights: self.weights(),
-            adam: Some(adam).filter(|adam| adam.step > 0),
+            optimizer: Some(adam).filter(|adam| adam.step > 0),
             history: self.history().clone(),
             elapsed_seconds: self.ensemble.elapsed().as_secs_f64(),
         }
@@ -115,7 +130,7 @@ impl<B: TrainBackend> Trainer<B> {
         state.validate()?;
         let start = Start {
             weights: state.weights,
-            adam: state.adam,
+            optimizer: state.optimizer,
             history: state.history,
             elapsed: Duration::try_from_secs_f64(state.elapsed_seconds).unwrap_or_default(),
         };

@@ -10,7 +10,7 @@ use crate::{
     data::{ModularDataset, Split},
     error::{Error, Result},
     model::MlpWeights,
-    step::{AdamState, EpochSums, Hyper, MemberSetup, Rows, StackSetup, StepBackend},
+    step::{EpochSums, Hyper, MemberSetup, OptimizerState, Rows, StackSetup, StepBackend},
 };
 
 /// A backend that trains: `Autodiff<B>` where `B` has its own [`StepBackend`] implementation.
@@ -76,7 +76,7 @@ pub struct Ensemble<B: TrainBackend> {
 /// Where a member starts: weights, AdamW state, history and seconds already spent.
 pub(crate) struct Start {
     pub weights: MlpWeights,
-    pub adam: Option<AdamState>,
+    pub optimizer: Option<OptimizerState>,
     pub history: History,
     pub elapsed: Duration,
 }
@@ -86,8 +86,10 @@ impl<B: TrainBackend> Ensemble<B> {
     /// would for its config alone) and stacks them on `device`.
     ///
     /// # Errors
-    /// An invalid config; [`Error::InvalidConfig`] if `configs` is empty or its members differ in
-    /// anything but seed, learning rate, weight decay and epsilon (see [`shape_key`]).
+    /// An invalid config; [`Error::InvalidConfig`] if `configs` is empty, its members differ in
+    /// anything but seed, learning rate, weight decay, epsilon and method (see [`shape_key`]),
+    /// or the engine's implementation does not compute a member's method
+    /// ([`StepBackend::stack_supports`]).
     pub fn new(configs: &[TrainingConfig], device: &B::Device) -> Result<Self> {
         let starts = configs
             .iter()
@@ -95,7 +97,7 @@ impl<B: TrainBackend> Ensemble<B> {
                 c.validate()?;
                 Ok(Start {
                     weights: c.model.init_weights(c.seed),
-                    adam: None,
+                    optimizer: None,
                     history: History::default(),
                     elapsed: Duration::ZERO,
                 })
@@ -141,8 +143,9 @@ impl<B: TrainBackend> Ensemble<B> {
                 histories.push(start.history);
                 MemberSetup {
                     weights: start.weights,
-                    adam: start.adam,
+                    optimizer: start.optimizer,
                     hyper: hyper(config),
+                    method: config.method,
                     train: Rows::new(set, Split::Train),
                     val: Rows::new(set, Split::Val),
                 }
@@ -155,6 +158,17 @@ impl<B: TrainBackend> Ensemble<B> {
             threads: first.threads.unwrap_or(0),
         };
         let engine = first.engine.resolve();
+        for config in configs {
+            let supported = match engine {
+                Engine::Generic => <B as StepBackend>::stack_supports(&config.method),
+                _ => <B::InnerBackend as StepBackend>::stack_supports(&config.method),
+            };
+            supported.map_err(|reason| Error::InvalidConfig {
+                field: "method",
+                value: config.method.describe(),
+                reason,
+            })?;
+        }
         let stack = match engine {
             Engine::Generic => Stack::Reference(<B as StepBackend>::stack_init(setup, device)),
             _ => Stack::Own(<B::InnerBackend as StepBackend>::stack_init(setup, device)),
@@ -227,8 +241,8 @@ impl<B: TrainBackend> Ensemble<B> {
     }
 
     /// Every member's AdamW state on the host, in member order.
-    pub fn adam(&self) -> Vec<AdamState> {
-        dispatch!(&self.stack, stack_adam)
+    pub fn optimizer_states(&self) -> Vec<OptimizerState> {
+        dispatch!(&self.stack, stack_optimizer)
     }
 
     /// Sets member `k`'s learning rate, weight decay and epsilon for the steps that follow (a

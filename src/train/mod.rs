@@ -46,6 +46,7 @@ use crate::{
     error::{self, Error},
     model::{Mlp, MlpConfig},
     operation::Operation,
+    step::Method,
 };
 
 /// The batches of an epoch over `n_train` training rows, in order: rows
@@ -90,6 +91,11 @@ pub struct TrainingConfig {
     /// AdamW epsilon (PyTorch's default; Burn's is 1e-5).
     #[config(default = 1e-8)]
     pub adam_epsilon: f64,
+    /// The step's loss, activation, gradient filters and optimiser (default the notebook's:
+    /// cross-entropy, ReLU, none, AdamW with β = (0.9, 0.999)). `lr`, `weight_decay` and
+    /// `adam_epsilon` are the optimiser's (SGD's weight decay is PyTorch's coupled one).
+    #[config(default = "Method::default()")]
+    pub method: Method,
     /// Seed of the data split (NumPy-compatible) and of the initial weights.
     #[config(default = 1337)]
     pub seed: u64,
@@ -177,7 +183,8 @@ impl std::str::FromStr for Engine {
 
 /// Reads a [`TrainingConfig`] from JSON written by any version of this library: a config from
 /// before operations existed has no `operation` field and means addition, the only operation
-/// then. (Burn's `Config` derive gives its serde form no field defaults.)
+/// then; one from before methods existed has no `method` and means the notebook's step. (Burn's
+/// `Config` derive gives its serde form no field defaults.)
 ///
 /// # Errors
 /// serde_json's, for JSON that is not a config.
@@ -186,12 +193,16 @@ pub fn config_from_json(mut value: serde_json::Value) -> serde_json::Result<Trai
     serde_json::from_value(value)
 }
 
-/// Adds `"operation": "add"` to a config object that has no operation (see [`config_from_json`]).
+/// Adds `"operation": "add"` to a config object that has no operation, and the default method
+/// to one that has none (see [`config_from_json`]).
 pub(crate) fn upgrade_config_json(value: &mut serde_json::Value) {
     if let Some(object) = value.as_object_mut() {
         object
             .entry("operation")
             .or_insert_with(|| Operation::Add.name().into());
+        object.entry("method").or_insert_with(|| {
+            serde_json::to_value(Method::default()).expect("a method is plain data")
+        });
     }
 }
 
@@ -249,6 +260,7 @@ impl TrainingConfig {
         if self.threads == Some(0) {
             return invalid("threads", "0".into(), "a model needs at least one thread");
         }
+        self.method.validate()?;
         let (p, h) = (self.model.p, self.model.d_hidden);
         crate::memory::check(
             &format!("training a model with p = {p} and {h} hidden units"),
@@ -272,6 +284,8 @@ impl TrainingConfig {
             (3.0 * p * h, 40.0),
             // One pass's activations (pre, post, dpost, the logits and their parts).
             (rows * (4.0 * h + 4.0 * p), 4.0),
+            // The filter's memory (the MA's window), on the device and in a host copy.
+            (3.0 * p * h * self.method.filter_capacity() as f64, 8.0),
         ])
     }
 }

@@ -71,6 +71,34 @@ const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
     (&["--hidden", "2.5"], "invalid value"),
     (&["--operation", "div", "--p", "12"], "prime"),
     (&["--operation", "pow"], "not a built-in operation"),
+    (&["--loss", "hinge"], "invalid value"),
+    (&["--activation", "gelu"], "invalid value"),
+    (&["--optimizer", "lion"], "invalid value"),
+    (&["--grokfast-alpha", "1"], "grokfast-alpha"),
+    (&["--grokfast-alpha", "-0.5"], "grokfast-alpha"),
+    (&["--grokfast-alpha", "nan"], "grokfast-alpha"),
+    (&["--grokfast-window", "0"], "grokfast-window"),
+    (&["--grokfast-window", "-3"], "unexpected argument"),
+    (
+        &["--grokfast-alpha", "0.9", "--grokfast-window", "5"],
+        "cannot be used with",
+    ),
+    (&["--grokfast-lambda", "3"], "needs a filter"),
+    (
+        &["--grokfast-window", "5", "--grokfast-lambda", "inf"],
+        "grokfast-lambda",
+    ),
+    (
+        &["--grokfast-window", "1099511627776"],
+        "of memory, more than the",
+    ),
+    (&["--beta1", "1"], "beta1"),
+    (&["--beta2", "nan"], "beta2"),
+    (&["--beta2", "-0.1"], "beta2"),
+    (&["--optimizer", "sgd", "--momentum", "-0.9"], "momentum"),
+    (&["--optimizer", "sgd", "--nesterov"], "momentum"),
+    (&["--optimizer", "sgd", "--beta1", "0.8"], "AdamW's"),
+    (&["--momentum", "0.9"], "SGD's"),
 ];
 
 #[test]
@@ -104,6 +132,54 @@ fn a_backend_not_compiled_in_is_a_clear_error() {
 
 /// The flags reach the library's run: backend, snapshots, checkpoints, the report, resume with
 /// its threads, `--force`; and the results are printed.
+#[test]
+fn grok_records_the_method_its_flags_choose() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = grok()
+        .args(["--p", "11", "--hidden", "8", "--epochs", "2", "--no-report"])
+        .args([
+            "--loss",
+            "stablemax",
+            "--activation",
+            "square",
+            "--orthograd",
+        ])
+        .args([
+            "--grokfast-window",
+            "3",
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.5",
+        ])
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "method: stablemax, square, grokfast-ma(window 3, λ 5), orthograd, sgd(momentum 0.5)"
+        ),
+        "{stdout}"
+    );
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let method = &config["method"];
+    assert_eq!(method["loss"], "stablemax");
+    assert_eq!(method["activation"], "square");
+    assert_eq!(method["grokfast"]["filter"], "ma");
+    assert_eq!(method["grokfast"]["window"], 3);
+    assert_eq!(method["grokfast"]["lambda"], 5.0);
+    assert_eq!(method["orthograd"], true);
+    assert_eq!(method["optimizer"]["name"], "sgd");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(&summary["method"], method);
+}
+
 #[test]
 fn grok_runs_resumes_and_replaces_as_its_flags_say() {
     let dir = tempfile::tempdir().unwrap();

@@ -216,7 +216,7 @@ fn auto_picks_the_fused_engine_on_cpu_backends() {
     let generic = small_config().with_engine(Engine::Generic);
     let trainer = Trainer::<CpuAutodiff>::new(&generic, &Default::default()).unwrap();
     assert_eq!(trainer.engine(), Engine::Generic);
-    assert!(trainer.state().adam.is_none());
+    assert!(trainer.state().optimizer.is_none());
 }
 
 #[test]
@@ -242,9 +242,9 @@ fn fused_and_generic_engines_train_the_same_function() {
         assert_close(wf.fc1(), wg.fc1(), 1e-4, "fc1");
         assert_close(wf.fc2(), wg.fc2(), 1e-4, "fc2");
     }
-    let adam = fused.state().adam.unwrap();
+    let adam = fused.state().optimizer.unwrap();
     // The reference implementation's moments agree.
-    let generic_adam = generic.state().adam.unwrap();
+    let generic_adam = generic.state().optimizer.unwrap();
     assert_eq!(generic_adam.step, adam.step);
     assert_close(&adam.fc1_m1, &generic_adam.fc1_m1, 1e-5, "fc1 first moment");
     assert_close(
@@ -275,15 +275,15 @@ fn the_fused_engine_is_bit_reproducible_and_restores_its_state() {
         common::without_time(b.history())
     );
     assert_eq!(a.model().weights(), b.model().weights());
-    assert_eq!(a.state().adam, b.state().adam);
+    assert_eq!(a.state().optimizer, b.state().optimizer);
 
     // A trainer rebuilt from a's state holds the same weights and moments and continues
     // exactly as a does.
     let mut resumed = Trainer::<CpuAutodiff>::from_state(a.state(), &device).unwrap();
     let (r, s) = (resumed.state(), a.state());
     assert_eq!(
-        (r.weights, r.adam, r.history),
-        (s.weights, s.adam, s.history)
+        (r.weights, r.optimizer, r.history),
+        (s.weights, s.optimizer, s.history)
     );
     let (x, y) = (resumed.run_epoch(), a.run_epoch());
     assert_eq!(

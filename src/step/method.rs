@@ -1,0 +1,434 @@
+//! The parts of a training step that a researcher chooses: the loss, the activation, the
+//! gradient filters and the optimiser ([`Method`]). Each member of a stack has its own.
+//!
+//! The defaults are the notebook's step: softmax cross-entropy, ReLU, no filter, AdamW with
+//! β = (0.9, 0.999). The other choices follow the papers' own code:
+//! - [`Loss::Stablemax`]: Prieto et al. 2025's `stablemax_cross_entropy`, `s(x) = x + 1` for
+//!   `x ≥ 0` and `1 / (1 − x)` below, `−log(s(x_y) / Σ s(x))`, in `f64` on the host;
+//! - [`Loss::Mse`]: PyTorch's `mse_loss` against the one-hot label, the mean over rows and
+//!   classes;
+//! - [`Grokfast::Ema`] and [`Grokfast::Ma`]: Lee et al. 2024's `gradfilter_ema` and
+//!   `gradfilter_ma` (ironjr/grokfast): `g ← g + λ·EMA_α(g)`, the EMA starting from the first
+//!   gradient, or `g ← g + λ·mean(last w gradients)` once `w` gradients are held;
+//! - `orthograd`: Prieto et al.'s `OrthoGrad`, per weight matrix `g ← (g − (w·g / (w·w + 1e-30))
+//!   w) · ‖g‖ / (‖g_⊥‖ + 1e-30)`, after the filter;
+//! - [`Optimizer::Sgd`]: `torch.optim.SGD` with momentum and Nesterov (its weight decay is
+//!   PyTorch's: `g + wd·w`, coupled, where AdamW's is decoupled).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One member's choices for its step. Defaults are the notebook's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Method {
+    /// The loss of a row's logits and label.
+    pub loss: Loss,
+    /// The hidden layer's activation.
+    pub activation: Activation,
+    /// The Grokfast filter applied to the gradient after backward, if any.
+    pub grokfast: Option<Grokfast>,
+    /// Whether ⊥Grad projects each weight matrix's gradient orthogonal to the weights (after the
+    /// filter).
+    pub orthograd: bool,
+    /// The optimiser.
+    pub optimizer: Optimizer,
+}
+
+/// The loss of a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Softmax cross-entropy (the notebook's).
+    #[default]
+    CrossEntropy,
+    /// StableMax cross-entropy (Prieto et al. 2025).
+    Stablemax,
+    /// Mean squared error against the one-hot label, averaged over the classes.
+    Mse,
+}
+
+/// The hidden layer's activation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// `max(x, 0)` (the notebook's).
+    #[default]
+    Relu,
+    /// `x²` (Gromov 2023).
+    Square,
+}
+
+/// A Grokfast gradient filter (Lee et al. 2024).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "filter", rename_all = "kebab-case")]
+pub enum Grokfast {
+    /// `gradfilter_ema`: `e ← α·e + (1 − α)·g` (`e` starts as the first gradient), `g ← g + λ·e`.
+    Ema {
+        /// The EMA's decay α, in [0, 1) (the authors' default 0.98).
+        alpha: f64,
+        /// The amplification λ (the authors' default 2).
+        lambda: f64,
+    },
+    /// `gradfilter_ma`: once `window` gradients are held, `g ← g + λ·(their mean)`.
+    Ma {
+        /// Gradients averaged, ≥ 1 (the authors' default 100).
+        window: usize,
+        /// The amplification λ (the authors' default 5).
+        lambda: f64,
+    },
+}
+
+/// The optimiser of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// AdamW as `torch.optim.AdamW` does it, with decoupled weight decay.
+    #[serde(rename = "adamw")]
+    AdamW {
+        /// First-moment decay β₁, in [0, 1).
+        beta1: f64,
+        /// Second-moment decay β₂, in [0, 1).
+        beta2: f64,
+    },
+    /// SGD as `torch.optim.SGD` does it (no dampening), with weight decay `g + wd·w`.
+    Sgd {
+        /// Momentum μ ≥ 0 (0: none).
+        momentum: f64,
+        /// Nesterov momentum (needs μ > 0).
+        nesterov: bool,
+    },
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Optimizer::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+        }
+    }
+}
+
+/// The authors' defaults (ironjr/grokfast): α = 0.98, λ = 2 for the EMA; λ = 5 for the MA.
+pub const GROKFAST_EMA_LAMBDA: f64 = 2.0;
+/// The MA filter's default λ (ironjr/grokfast).
+pub const GROKFAST_MA_LAMBDA: f64 = 5.0;
+
+impl Loss {
+    /// Every loss, in the order `--help` lists them.
+    pub const ALL: [Loss; 3] = [Loss::CrossEntropy, Loss::Stablemax, Loss::Mse];
+
+    /// The name, as `--loss` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::CrossEntropy => "cross-entropy",
+            Loss::Stablemax => "stablemax",
+            Loss::Mse => "mse",
+        }
+    }
+}
+
+impl Activation {
+    /// Every activation, in the order `--help` lists them.
+    pub const ALL: [Activation; 2] = [Activation::Relu, Activation::Square];
+
+    /// The name, as `--activation` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Square => "square",
+        }
+    }
+}
+
+impl Optimizer {
+    /// The name, as `--optimizer` spells it: `adamw`, `sgd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::AdamW { .. } => "adamw",
+            Optimizer::Sgd { .. } => "sgd",
+        }
+    }
+}
+
+macro_rules! named_choice {
+    ($type:ty, $field:literal, $reason:literal) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = Error;
+
+            fn from_str(text: &str) -> Result<Self> {
+                <$type>::ALL
+                    .into_iter()
+                    .find(|choice| choice.name() == text)
+                    .ok_or(Error::InvalidConfig {
+                        field: $field,
+                        value: text.to_owned(),
+                        reason: $reason,
+                    })
+            }
+        }
+    };
+}
+
+named_choice!(Loss, "loss", "expected cross-entropy, stablemax or mse");
+named_choice!(Activation, "activation", "expected relu or square");
+
+impl Method {
+    /// Checks every hyperparameter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the flag: a Grokfast α outside [0, 1), a window of 0, a
+    /// λ that is not finite, a β outside [0, 1), a negative or non-finite momentum, Nesterov
+    /// without momentum.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field, value: f64, reason| {
+            Err(Error::InvalidConfig {
+                field,
+                value: value.to_string(),
+                reason,
+            })
+        };
+        let unit = |v: f64| (0.0..1.0).contains(&v);
+        match self.grokfast {
+            Some(Grokfast::Ema { alpha, lambda }) => {
+                if !unit(alpha) {
+                    return invalid("grokfast-alpha", alpha, "it must be in [0, 1)");
+                }
+                if !lambda.is_finite() {
+                    return invalid("grokfast-lambda", lambda, "it must be finite");
+                }
+            }
+            Some(Grokfast::Ma { window, lambda }) => {
+                if window == 0 {
+                    return invalid("grokfast-window", 0.0, "average at least one gradient");
+                }
+                if !lambda.is_finite() {
+                    return invalid("grokfast-lambda", lambda, "it must be finite");
+                }
+            }
+            None => {}
+        }
+        match self.optimizer {
+            Optimizer::AdamW { beta1, beta2 } => {
+                if !unit(beta1) {
+                    return invalid("beta1", beta1, "it must be in [0, 1)");
+                }
+                if !unit(beta2) {
+                    return invalid("beta2", beta2, "it must be in [0, 1)");
+                }
+            }
+            Optimizer::Sgd { momentum, nesterov } => {
+                if !(momentum.is_finite() && momentum >= 0.0) {
+                    return invalid("momentum", momentum, "it must be finite and non-negative");
+                }
+                if nesterov && momentum == 0.0 {
+                    return invalid(
+                        "momentum",
+                        momentum,
+                        "Nesterov momentum needs a momentum > 0",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this is the notebook's step (cross-entropy, ReLU, no filter, no ⊥Grad, AdamW
+    /// with β = (0.9, 0.999)).
+    pub fn is_default(&self) -> bool {
+        *self == Method::default()
+    }
+
+    /// How many past gradients the filter holds after `step` optimiser steps (the EMA: 1 once
+    /// started; the MA: up to its window; none: 0).
+    pub fn filter_gradients(&self, step: u64) -> usize {
+        let held = usize::try_from(step).unwrap_or(usize::MAX);
+        match self.grokfast {
+            Some(Grokfast::Ema { .. }) => held.min(1),
+            Some(Grokfast::Ma { window, .. }) => held.min(window),
+            None => 0,
+        }
+    }
+
+    /// The most past gradients the filter ever holds.
+    pub fn filter_capacity(&self) -> usize {
+        self.filter_gradients(u64::MAX)
+    }
+
+    /// A short human-readable form, for the report and summaries: `"adamw(0.9, 0.999)"`,
+    /// `"stablemax, square, grokfast-ema(0.98, 2), orthograd, sgd(0.9, nesterov)"`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.loss != Loss::default() {
+            parts.push(self.loss.name().to_owned());
+        }
+        if self.activation != Activation::default() {
+            parts.push(self.activation.name().to_owned());
+        }
+        match self.grokfast {
+            Some(Grokfast::Ema { alpha, lambda }) => {
+                parts.push(format!("grokfast-ema(α {alpha}, λ {lambda})"))
+            }
+            Some(Grokfast::Ma { window, lambda }) => {
+                parts.push(format!("grokfast-ma(window {window}, λ {lambda})"))
+            }
+            None => {}
+        }
+        if self.orthograd {
+            parts.push("orthograd".to_owned());
+        }
+        parts.push(match self.optimizer {
+            Optimizer::AdamW { beta1, beta2 } => format!("adamw(β {beta1}, {beta2})"),
+            Optimizer::Sgd { momentum, nesterov } => format!(
+                "sgd(momentum {momentum}{})",
+                if nesterov { ", nesterov" } else { "" }
+            ),
+        });
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_read_from_an_empty_object_and_round_trip() {
+        let method: Method = serde_json::from_str("{}").unwrap();
+        assert!(method.is_default());
+        let custom = Method {
+            loss: Loss::Stablemax,
+            activation: Activation::Square,
+            grokfast: Some(Grokfast::Ma {
+                window: 7,
+                lambda: 5.0,
+            }),
+            orthograd: true,
+            optimizer: Optimizer::Sgd {
+                momentum: 0.8,
+                nesterov: true,
+            },
+        };
+        let json = serde_json::to_string(&custom).unwrap();
+        assert_eq!(serde_json::from_str::<Method>(&json).unwrap(), custom);
+        assert!(json.contains(r#""loss":"stablemax""#), "{json}");
+        assert!(json.contains(r#""filter":"ma""#), "{json}");
+        assert_eq!(custom.filter_gradients(3), 3);
+        assert_eq!(custom.filter_gradients(30), 7);
+        assert_eq!(Method::default().describe(), "adamw(β 0.9, 0.999)");
+    }
+
+    #[test]
+    fn bad_hyperparameters_name_their_flag() {
+        let with = |grokfast, optimizer| Method {
+            grokfast,
+            optimizer,
+            ..Method::default()
+        };
+        let adam = Optimizer::default();
+        let cases = [
+            (
+                with(
+                    Some(Grokfast::Ema {
+                        alpha: 1.0,
+                        lambda: 2.0,
+                    }),
+                    adam,
+                ),
+                "grokfast-alpha",
+            ),
+            (
+                with(
+                    Some(Grokfast::Ema {
+                        alpha: f64::NAN,
+                        lambda: 2.0,
+                    }),
+                    adam,
+                ),
+                "grokfast-alpha",
+            ),
+            (
+                with(
+                    Some(Grokfast::Ma {
+                        window: 0,
+                        lambda: 5.0,
+                    }),
+                    adam,
+                ),
+                "grokfast-window",
+            ),
+            (
+                with(
+                    Some(Grokfast::Ma {
+                        window: 3,
+                        lambda: f64::NAN,
+                    }),
+                    adam,
+                ),
+                "grokfast-lambda",
+            ),
+            (
+                with(
+                    None,
+                    Optimizer::AdamW {
+                        beta1: -0.1,
+                        beta2: 0.9,
+                    },
+                ),
+                "beta1",
+            ),
+            (
+                with(
+                    None,
+                    Optimizer::AdamW {
+                        beta1: 0.9,
+                        beta2: 1.0,
+                    },
+                ),
+                "beta2",
+            ),
+            (
+                with(
+                    None,
+                    Optimizer::Sgd {
+                        momentum: -1.0,
+                        nesterov: false,
+                    },
+                ),
+                "momentum",
+            ),
+            (
+                with(
+                    None,
+                    Optimizer::Sgd {
+                        momentum: 0.0,
+                        nesterov: true,
+                    },
+                ),
+                "momentum",
+            ),
+        ];
+        for (method, flag) in cases {
+            match method.validate() {
+                Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, flag, "{method:?}"),
+                other => panic!("{method:?}: {other:?}"),
+            }
+        }
+        assert!(with(
+            None,
+            Optimizer::Sgd {
+                momentum: 0.0,
+                nesterov: false
+            }
+        )
+        .validate()
+        .is_ok());
+    }
+}

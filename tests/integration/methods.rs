@@ -1,0 +1,234 @@
+//! The step's methods (losses, activations, Grokfast filters, ⊥Grad, optimisers): the host
+//! implementation against the reference, member by member in one stack; a stack member equal
+//! to its solo run; bit-identical resumes from a checkpoint with the filters' memories; the
+//! notebook's method for files written before methods existed.
+#![cfg(feature = "flex")]
+
+use crate::common::{self, CpuAutodiff};
+use grokking::{
+    io::checkpoint::{state_from_bytes, state_to_bytes},
+    step::{Activation, Grokfast, Loss, Optimizer},
+    train::Ensemble,
+    Engine, Method, MlpConfig, Trainer, TrainingConfig,
+};
+
+/// p = 13 with 131 hidden units: three unit pieces on the host, so ⊥Grad's norms cross them.
+fn config(seed: u64, method: Method) -> TrainingConfig {
+    TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(13).with_d_hidden(131))
+        .with_train_fraction(0.6)
+        .with_batch_size(24)
+        .with_epochs(6)
+        .with_lr(3e-3)
+        .with_seed(seed)
+        .with_method(method)
+}
+
+/// Members that differ in every choice and hyperparameter.
+fn methods() -> Vec<Method> {
+    let adam = |beta1, beta2| Optimizer::AdamW { beta1, beta2 };
+    vec![
+        Method::default(),
+        Method {
+            loss: Loss::Stablemax,
+            activation: Activation::Square,
+            grokfast: Some(Grokfast::Ema {
+                alpha: 0.9,
+                lambda: 2.0,
+            }),
+            orthograd: true,
+            optimizer: adam(0.9, 0.99),
+        },
+        Method {
+            loss: Loss::Mse,
+            grokfast: Some(Grokfast::Ma {
+                window: 4,
+                lambda: 5.0,
+            }),
+            optimizer: Optimizer::Sgd {
+                momentum: 0.8,
+                nesterov: true,
+            },
+            ..Method::default()
+        },
+        Method {
+            grokfast: Some(Grokfast::Ma {
+                window: 7,
+                lambda: 1.5,
+            }),
+            orthograd: true,
+            optimizer: Optimizer::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            },
+            ..Method::default()
+        },
+        Method {
+            loss: Loss::Stablemax,
+            optimizer: adam(0.8, 0.95),
+            ..Method::default()
+        },
+    ]
+}
+
+fn configs() -> Vec<TrainingConfig> {
+    methods()
+        .into_iter()
+        .enumerate()
+        .map(|(k, method)| {
+            let config = config(k as u64 + 1, method);
+            // SGD needs a larger step to move in six epochs.
+            match method.optimizer {
+                Optimizer::Sgd { .. } => config.with_lr(0.5).with_weight_decay(1e-3),
+                Optimizer::AdamW { .. } => config,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_method_on_the_host_matches_the_reference() {
+    let configs = configs();
+    common::assert_matches_reference::<CpuAutodiff>(&configs, &Default::default(), 6, 2e-4);
+    // The filters' memories and the moments agree too.
+    let fused = {
+        let mut e = Ensemble::<CpuAutodiff>::new(&configs, &Default::default()).unwrap();
+        e.run_epoch();
+        e.optimizer_states()
+    };
+    let generic = {
+        let reference: Vec<_> = configs
+            .iter()
+            .map(|c| c.clone().with_engine(Engine::Generic))
+            .collect();
+        let mut e = Ensemble::<CpuAutodiff>::new(&reference, &Default::default()).unwrap();
+        e.run_epoch();
+        e.optimizer_states()
+    };
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
+        assert!(
+            worst <= 1e-3 * scale.max(1e-6),
+            "{what}: gap {worst:e} of {scale:e}"
+        );
+    };
+    for (k, ((f, g), method)) in fused.iter().zip(&generic).zip(methods()).enumerate() {
+        assert_eq!(
+            f.filter.gradients,
+            method.filter_gradients(f.step),
+            "member {k}"
+        );
+        assert_eq!(g.filter.gradients, f.filter.gradients, "member {k}");
+        close(
+            &f.filter.fc1,
+            &g.filter.fc1,
+            &format!("member {k} filter fc1"),
+        );
+        close(
+            &f.filter.fc2,
+            &g.filter.fc2,
+            &format!("member {k} filter fc2"),
+        );
+        close(&f.fc1_m1, &g.fc1_m1, &format!("member {k} first moment"));
+        close(&f.fc2_m2, &g.fc2_m2, &format!("member {k} second moment"));
+    }
+}
+
+#[test]
+fn a_member_of_a_mixed_stack_trains_as_it_would_alone() {
+    let configs = configs();
+    let device = Default::default();
+    let mut stack = Ensemble::<CpuAutodiff>::new(&configs, &device).unwrap();
+    stack.run(|_| {});
+    for k in [1, 2] {
+        let mut solo = Trainer::<CpuAutodiff>::new(&configs[k], &device).unwrap();
+        for _ in 0..configs[k].epochs {
+            solo.run_epoch();
+        }
+        assert_eq!(
+            common::without_time(solo.history()),
+            common::without_time(&stack.histories()[k]),
+            "member {k}"
+        );
+        assert_eq!(solo.weights(), stack.weights()[k], "member {k}");
+    }
+}
+
+#[test]
+fn a_run_resumed_from_its_checkpoint_continues_bit_for_bit() {
+    let device = Default::default();
+    for engine in [Engine::Fused, Engine::Generic] {
+        for (k, config) in configs().into_iter().enumerate().skip(1) {
+            let config = config.with_engine(engine).with_epochs(4);
+            let mut whole = Trainer::<CpuAutodiff>::new(&config, &device).unwrap();
+            let mut first = Trainer::<CpuAutodiff>::new(&config, &device).unwrap();
+            for _ in 0..2 {
+                whole.run_epoch();
+                first.run_epoch();
+            }
+            // Through the checkpoint's bytes, as a killed run restarts.
+            let bytes = state_to_bytes(&first.state());
+            let state = state_from_bytes(&bytes, "checkpoint".as_ref()).unwrap();
+            assert_eq!(state, first.state(), "{engine} member {k}");
+            let mut resumed = Trainer::<CpuAutodiff>::from_state(state, &device).unwrap();
+            for _ in 0..2 {
+                let (a, b) = (whole.run_epoch(), resumed.run_epoch());
+                assert_eq!(
+                    (a.train_loss, a.val_loss, a.val_acc),
+                    (b.train_loss, b.val_loss, b.val_acc),
+                    "{engine} member {k}"
+                );
+            }
+            assert_eq!(whole.weights(), resumed.weights(), "{engine} member {k}");
+        }
+    }
+}
+
+#[test]
+fn configs_without_a_method_read_as_the_notebooks_step() {
+    let mut json = serde_json::to_value(config(1, methods()[1])).unwrap();
+    json.as_object_mut().unwrap().remove("method");
+    let old = grokking::train::config_from_json(json).unwrap();
+    assert!(old.method.is_default());
+    // And a method round-trips through the config's JSON.
+    let json = serde_json::to_value(config(1, methods()[2])).unwrap();
+    let back = grokking::train::config_from_json(json).unwrap();
+    assert_eq!(back.method, methods()[2]);
+}
+
+#[test]
+fn bad_method_hyperparameters_are_config_errors() {
+    let bad = config(
+        1,
+        Method {
+            grokfast: Some(Grokfast::Ema {
+                alpha: 1.5,
+                lambda: 2.0,
+            }),
+            ..Method::default()
+        },
+    );
+    let error = Trainer::<CpuAutodiff>::new(&bad, &Default::default())
+        .err()
+        .expect("alpha 1.5 is refused");
+    assert!(error.to_string().contains("grokfast-alpha"), "{error}");
+    // A window whose memory no machine has is refused before anything is allocated.
+    let huge = config(
+        1,
+        Method {
+            grokfast: Some(Grokfast::Ma {
+                window: 1 << 40,
+                lambda: 5.0,
+            }),
+            ..Method::default()
+        },
+    );
+    let error = huge.validate().expect_err("a 2^40-gradient window");
+    assert!(error.to_string().contains("memory"), "{error}");
+}
