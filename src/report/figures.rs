@@ -253,8 +253,69 @@ fn training_curves(x: &Inputs<'_>) -> Result<Vec<Figure>> {
                 a.grok_epoch.map_or("never".into(), |g| g.to_string())
             ),
         )?);
+        if e.iter()
+            .all(|m| m.softmax_collapse.is_finite() && m.weight_norm.is_finite())
+        {
+            figures.extend(collapse_and_norm(e, n)?);
+        }
     }
     Ok(figures)
+}
+
+/// The softmax-collapse fraction and the weight norm per epoch (histories that record them).
+fn collapse_and_norm(e: &[crate::EpochMetrics], n: f64) -> Result<Vec<Figure>> {
+    let xs = |f: fn(&crate::EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+        e.iter().map(|m| (m.epoch as f64 + 1.0, f(m))).collect()
+    };
+    let last = e.last().expect("non-empty");
+    let axes = |title: &str, y_label: &str, y_range, log_y| Axes {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y_label.into(),
+        x_range: (1.0, n),
+        y_range,
+        log_x: true,
+        log_y,
+        whole_x: true,
+        x_keys: None,
+        legend_upper: false,
+    };
+    let peak = e.iter().map(|m| m.softmax_collapse).fold(0.0, f64::max);
+    let norms = e.iter().map(|m| m.weight_norm).filter(|v| *v > 0.0);
+    let lo = norms.clone().fold(f64::INFINITY, f64::min).max(1e-12);
+    let hi = norms.fold(0.0, f64::max).max(lo * 2.0);
+    Ok(vec![
+        figure(
+            "collapse.svg",
+            "Softmax collapse",
+            plot::line_chart(
+                (800, 320),
+                &axes("Training rows whose float32 softmax is exactly one-hot (log x)", "fraction", (0.0, 1.02), false),
+                &[Line { label: "softmax collapse".into(), points: xs(|m| m.softmax_collapse), color: PALETTE[2], markers: false, line: true }],
+                None,
+            ),
+            format!(
+                "Fraction of training rows, each before its batch's step, with Σ exp(x − max x) = 1 exactly in float32: \
+                 their softmax is one-hot and the cross-entropy's gradient vanishes (Prieto et al. 2025's softmax collapse). \
+                 Largest {}, last {}.",
+                pct(peak), pct(last.softmax_collapse)
+            ),
+        )?,
+        figure(
+            "weight_norm.svg",
+            "Weight norm",
+            plot::line_chart(
+                (800, 320),
+                &axes("‖W‖ = √(Σ w²) over both layers (log-log)", "norm", (lo / 1.2, hi * 1.2), true),
+                &[Line { label: "‖W‖".into(), points: xs(|m| m.weight_norm), color: PALETTE[3], markers: false, line: true }],
+                None,
+            ),
+            format!(
+                "The weights' norm after each epoch: {:.3} after the first, {:.3} after the last.",
+                e[0].weight_norm, last.weight_norm
+            ),
+        )?,
+    ])
 }
 
 /// The memorisation epoch (training accuracy ≥ 99%) and the grokking epoch (validation accuracy

@@ -59,6 +59,10 @@ pub struct ReportConfig {
     pub construction_seeds: Vec<u64>,
     /// Neurons whose activations are drawn as heatmaps.
     pub heatmap_neurons: Vec<usize>,
+    /// The step's method of the trained run, shown in the summary (`None`: not known, as for a
+    /// saved model).
+    #[serde(default)]
+    pub method: Option<crate::step::Method>,
 }
 
 impl Default for ReportConfig {
@@ -72,6 +76,7 @@ impl Default for ReportConfig {
             construction_sizes: vec![16, 32, 64, 128, 256, 512],
             construction_seeds: vec![0, 1, 2],
             heatmap_neurons: vec![0, 1, 2],
+            method: None,
         }
     }
 }

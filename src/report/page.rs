@@ -30,8 +30,11 @@ fn summary(a: &Analysis) -> Vec<(&'static str, String)> {
         },
         |g| g.to_string(),
     );
-    vec![
-        ("operation", a.operation.formula()),
+    let mut rows = vec![("operation", a.operation.formula())];
+    if let Some(method) = &a.config.method {
+        rows.push(("method of the step", method.describe()));
+    }
+    rows.extend([
         (
             "coordinates of the fits",
             format!("{} (period m = {})", a.basis, a.m),
@@ -60,7 +63,8 @@ fn summary(a: &Analysis) -> Vec<(&'static str, String)> {
                 a.fc1.ari_vs_freq, a.fc2.ari_vs_freq, a.activations.ari_vs_freq
             ),
         ),
-    ]
+    ]);
+    rows
 }
 
 /// `report.html` for the analysis `a` and its figures (written under `figures/`).

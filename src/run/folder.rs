@@ -16,7 +16,8 @@ use crate::{
 };
 
 /// The columns of `metrics.csv`: [`EpochMetrics`](crate::EpochMetrics)'s fields.
-pub const METRICS_HEADER: &str = "epoch,train_loss,val_loss,train_acc,val_acc,seconds";
+pub const METRICS_HEADER: &str =
+    "epoch,train_loss,val_loss,train_acc,val_acc,seconds,softmax_collapse,weight_norm";
 
 /// `neurons.json`: per-neuron cosine fits in neuron order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +233,8 @@ mod tests {
             train_acc: 0.25,
             val_acc,
             seconds: 0.125,
+            softmax_collapse: 0.75,
+            weight_norm: 12.5,
         };
         let mut history = History {
             epochs: vec![m(0, 0.5), m(1, 0.9921875), m(2, 1.0)],

@@ -696,6 +696,7 @@ impl<B: TrainBackend> Session for Training<B> {
             let start = Instant::now();
             let report_config = ReportConfig {
                 heatmap_neurons: (0..config.model.d_hidden.min(3)).collect(),
+                method: Some(config.method),
                 ..Default::default()
             };
             match report::write_report(

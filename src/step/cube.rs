@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | [`hidden_kernel`] | `(k, i, j)` | `post = relu(W1[a_i, j] + W1[p + b_i, j])` |
 //! | [`matmul_kernel`] | 4×4 tile of `(k, i, c)` | `logits = post · W2` |
-//! | [`softmax_kernel`] | `(k, i)` | row loss, argmax, `dlogits = (softmax − onehot) / n` in place |
-//! | [`sums_kernel`] | `k` | the batch's loss and right predictions, added to the epoch sums |
+//! | [`softmax_kernel`] | `(k, i)` | row loss, argmax, collapse, `dlogits = (softmax − onehot) / n` in place |
+//! | [`sums_kernel`] | `k` | the batch's loss, right predictions and collapsed rows, added to the epoch sums |
 //! | [`matmul_kernel`] | 4×4 tile of `(k, i, j)` | `dpre = (dlogits · W2ᵀ) ⊙ [post > 0]` |
 //! | [`matmul_kernel`] | 4×4 tile of `(k, j, c)` | `dW2 = postᵀ · dlogits` |
 //! | [`adam_kernel`] | `(k, j, c)` | AdamW on `W2` |
@@ -247,14 +247,17 @@ fn store(
     }
 }
 
-/// Per row: cross-entropy and whether the first maximum is at the label; with `grad`, the
-/// logits are replaced by the gradient of the batch-mean loss, `(softmax − onehot(y)) · scale`.
+/// Per row: cross-entropy, whether the first maximum is at the label, and whether the softmax
+/// collapsed (`Σ exp(x − max) == 1`); with `grad`, the logits are replaced by the gradient of
+/// the batch-mean loss, `(softmax − onehot(y)) · scale`.
 #[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
 fn softmax_kernel(
     logits: &mut Array<f32>,
     iy: &Array<u32>,
     row_loss: &mut Array<f32>,
     row_right: &mut Array<f32>,
+    row_collapsed: &mut Array<f32>,
     k_count: usize,
     p: usize,
     n_split: usize,
@@ -290,6 +293,11 @@ fn softmax_kernel(
         right = 1.0;
     }
     row_right[pos] = right;
+    let mut collapsed = 0.0f32;
+    if sum == 1.0 {
+        collapsed = 1.0;
+    }
+    row_collapsed[pos] = collapsed;
     if grad {
         let inv = scale / sum;
         for c in 0..p {
@@ -299,12 +307,13 @@ fn softmax_kernel(
     }
 }
 
-/// Adds each member's `n` row losses and right predictions, in row order, to its sums at
-/// `slot` (0: training, 2: validation).
+/// Adds each member's `n` row losses, right predictions and collapsed rows, in row order, to its
+/// sums at `slot` (0: training, 3: validation; [`SUMS`] per member).
 #[cube(launch_unchecked)]
 fn sums_kernel(
     row_loss: &Array<f32>,
     row_right: &Array<f32>,
+    row_collapsed: &Array<f32>,
     sums: &mut Array<f32>,
     k_count: usize,
     n: usize,
@@ -316,13 +325,41 @@ fn sums_kernel(
     }
     let mut loss = 0.0f32;
     let mut right = 0.0f32;
+    let mut collapsed = 0.0f32;
     for i in 0..n {
         loss += row_loss[k * n + i];
         right += row_right[k * n + i];
+        collapsed += row_collapsed[k * n + i];
     }
-    sums[k * 4 + slot] += loss;
-    sums[k * 4 + slot + 1] += right;
+    sums[k * 6 + slot] += loss;
+    sums[k * 6 + slot + 1] += right;
+    sums[k * 6 + slot + 2] += collapsed;
 }
+
+/// Each member's `Σ w²` of one stacked weight of `per_member` values, in element order, into
+/// `out[2k + slot]`.
+#[cube(launch_unchecked)]
+fn square_sum_kernel(
+    w: &Array<f32>,
+    out: &mut Array<f32>,
+    k_count: usize,
+    per_member: usize,
+    slot: usize,
+) {
+    let k = ABSOLUTE_POS;
+    if k >= k_count {
+        terminate!();
+    }
+    let mut sum = 0.0f32;
+    for i in 0..per_member {
+        let v = w[k * per_member + i];
+        sum += v * v;
+    }
+    out[k * 2 + slot] = sum;
+}
+
+/// Epoch sums per member: training loss, right, collapsed, then the same of validation.
+const SUMS: usize = 6;
 
 /// AdamW on element `pos` with gradient `g`; member `k`'s lr, `1 − lr·wd` and ε are
 /// `factors[3k..3k + 3]`.
@@ -459,6 +496,7 @@ struct Scratch {
     /// `[K, rows]` each.
     row_loss: Handle,
     row_right: Handle,
+    row_collapsed: Handle,
     /// `[K, rows, h]`.
     dpre: Handle,
 }
@@ -516,7 +554,7 @@ impl<R: CubeRuntime> CubeStack<R> {
             train: rows(&|member| &member.train),
             val: rows(&|member| &member.val),
             factors: upload_f32(&client, &factors_of(&hyper)),
-            sums: upload_f32(&client, &vec![0.0; k * 4]),
+            sums: upload_f32(&client, &vec![0.0; k * SUMS]),
             w1,
             w2,
             k,
@@ -544,6 +582,7 @@ impl<R: CubeRuntime> CubeStack<R> {
             logits: floats(k * rows * p),
             row_loss: floats(k * rows),
             row_right: floats(k * rows),
+            row_collapsed: floats(k * rows),
             dpre: floats(k * rows * h),
         };
         self.scratch = Some((rows, buffers.clone()));
@@ -685,6 +724,7 @@ impl<R: CubeRuntime> CubeStack<R> {
                 arr(&rows.y, n_rows),
                 arr(&s.row_loss, k * n),
                 arr(&s.row_right, k * n),
+                arr(&s.row_collapsed, k * n),
                 k,
                 p,
                 rows.n,
@@ -700,12 +740,13 @@ impl<R: CubeRuntime> CubeStack<R> {
                 dim,
                 arr(&s.row_loss, k * n),
                 arr(&s.row_right, k * n),
-                arr(&self.sums, k * 4),
+                arr(&s.row_collapsed, k * n),
+                arr(&self.sums, k * SUMS),
                 k,
                 n,
                 match split {
                     Split::Train => 0,
-                    Split::Val => 2,
+                    Split::Val => 3,
                 },
             );
         }
@@ -773,6 +814,51 @@ impl<R: CubeRuntime> CubeStack<R> {
         }
     }
 
+    /// Every member's epoch sums and `Σ w²` (one read), the sums reset.
+    fn take_sums(&mut self) -> Vec<EpochSums> {
+        let (k, p, h) = (self.k, self.p, self.h);
+        let zeros = upload_f32(&self.client, &vec![0.0; k * SUMS]);
+        let sums = std::mem::replace(&mut self.sums, zeros);
+        let squares = self.client.empty(2 * k * size_of::<f32>());
+        let (count, dim) = self.grid(k);
+        for (slot, (w, per_member)) in [(&self.w1[0], 2 * p * h), (&self.w2[0], h * p)]
+            .into_iter()
+            .enumerate()
+        {
+            // SAFETY: `w` holds K members of `per_member` values and `squares` 2K values.
+            unsafe {
+                square_sum_kernel::launch_unchecked::<R>(
+                    &self.client,
+                    count.clone(),
+                    dim,
+                    arr(w, k * per_member),
+                    arr(&squares, 2 * k),
+                    k,
+                    per_member,
+                    slot,
+                );
+            }
+        }
+        let [values, squares]: [Vec<f32>; 2] = self
+            .read(vec![sums, squares])
+            .try_into()
+            .expect("two buffers read");
+        let pass = |s: &[f32]| PassSums {
+            loss_sum: s[0] as f64,
+            correct: s[1] as usize,
+            collapsed: s[2] as usize,
+        };
+        values
+            .chunks_exact(SUMS)
+            .zip(squares.chunks_exact(2))
+            .map(|(s, w)| EpochSums {
+                train: pass(&s[..3]),
+                val: pass(&s[3..]),
+                weight_sq: w[0] as f64 + w[1] as f64,
+            })
+            .collect()
+    }
+
     fn read(&self, handles: Vec<Handle>) -> Vec<Vec<f32>> {
         self.client
             .read(handles)
@@ -820,20 +906,7 @@ macro_rules! impl_cube_step_backend {
             }
 
             fn stack_take_sums(stack: &mut CubeStack<R>) -> Vec<EpochSums> {
-                let zeros = upload_f32(&stack.client, &vec![0.0; stack.k * 4]);
-                let sums = std::mem::replace(&mut stack.sums, zeros);
-                let values = stack.read(vec![sums]).remove(0);
-                let pass = |loss: f32, right: f32| PassSums {
-                    loss_sum: loss as f64,
-                    correct: right as usize,
-                };
-                values
-                    .chunks_exact(4)
-                    .map(|s| EpochSums {
-                        train: pass(s[0], s[1]),
-                        val: pass(s[2], s[3]),
-                    })
-                    .collect()
+                stack.take_sums()
             }
 
             fn stack_weights(stack: &CubeStack<R>) -> Vec<MlpWeights> {

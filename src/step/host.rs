@@ -48,7 +48,7 @@ use super::{
     betas, bias_corrections,
     pool::{Pool, Team},
     Activation, EpochSums, FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState,
-    Rows, StackSetup, StepBackend,
+    PassSums, Rows, StackSetup, StepBackend,
 };
 
 /// The most hidden units in a piece: a layer of `h` units is cut into `h.div_ceil(MAX_UNITS_PER_PIECE)`
@@ -178,6 +178,7 @@ struct PassBuffers {
     logits: Vec<f32>,
     loss: Vec<f64>,
     correct: Vec<bool>,
+    collapsed: Vec<bool>,
 }
 
 impl Scratch {
@@ -191,6 +192,7 @@ impl Scratch {
                 logits: vec![0.0; rows * p],
                 loss: vec![0.0; rows],
                 correct: vec![false; rows],
+                collapsed: vec![false; rows],
             },
             dpost: vec![0.0; rows * h],
             g1: vec![0.0; 2 * p * h],
@@ -210,12 +212,12 @@ impl Scratch {
 }
 
 impl PassBuffers {
-    /// The losses' sum, added in row order, and the hits of the first `n` rows.
-    fn sums(&self, n: usize) -> (f64, usize) {
-        (
-            self.loss[..n].iter().fold(0.0, |sum, &l| sum + l),
-            self.correct[..n].iter().filter(|&&c| c).count(),
-        )
+    /// The losses' sum, added in row order, the hits and the collapsed rows of the first `n`
+    /// rows, added to `sums`.
+    fn add_to(&self, n: usize, sums: &mut PassSums) {
+        sums.loss_sum += self.loss[..n].iter().fold(0.0, |sum, &l| sum + l);
+        sums.correct += self.correct[..n].iter().filter(|&&c| c).count();
+        sums.collapsed += self.collapsed[..n].iter().filter(|&&c| c).count();
     }
 }
 
@@ -311,9 +313,7 @@ impl HostStack {
             };
             self.pool.run(&|team: &Team| run_widest(&job, team));
             (m.held, m.oldest) = filter.after();
-            let (loss, correct) = self.scratch.pass.sums(n);
-            m.sums.train.loss_sum += loss;
-            m.sums.train.correct += correct;
+            self.scratch.pass.add_to(n, &mut m.sums.train);
         }
     }
 
@@ -332,9 +332,7 @@ impl HostStack {
                 let pass = Pass::new(shape, &m.method, &m.val, begin..end, weights, s);
                 self.pool
                     .run(&|team: &Team| run_widest(&ValidateJob(&pass), team));
-                let (loss, correct) = self.scratch.pass.sums(end - begin);
-                m.sums.val.loss_sum += loss;
-                m.sums.val.correct += correct;
+                self.scratch.pass.add_to(end - begin, &mut m.sums.val);
                 begin = end;
             }
         }
@@ -407,6 +405,7 @@ struct Pass<'a> {
     logits: Parts<'a, f32>,
     loss: Parts<'a, f64>,
     correct: Parts<'a, bool>,
+    collapsed: Parts<'a, bool>,
 }
 
 impl<'a> Pass<'a> {
@@ -436,6 +435,7 @@ impl<'a> Pass<'a> {
             logits: Parts::new(&mut s.logits[..n * p]),
             loss: Parts::new(&mut s.loss[..n]),
             correct: Parts::new(&mut s.correct[..n]),
+            collapsed: Parts::new(&mut s.collapsed[..n]),
         }
     }
 
@@ -493,12 +493,13 @@ impl<'a> Pass<'a> {
         let (p, n) = (self.p, self.rows.len());
         let r = rows_of_piece(i, ROWS_PER_PIECE, n);
         // SAFETY: `parts` is only read in phase 2; row piece `i` by the caller's contract.
-        let (parts, logits, loss, correct) = unsafe {
+        let (parts, logits, loss, correct, collapsed) = unsafe {
             (
                 self.parts.whole(),
                 self.logits.part(r.start * p..r.end * p),
                 self.loss.part(r.clone()),
                 self.correct.part(r.clone()),
+                self.collapsed.part(r.clone()),
             )
         };
         logits.copy_from_slice(&parts[r.start * p..r.end * p]);
@@ -511,7 +512,7 @@ impl<'a> Pass<'a> {
         let batch = grad.then_some(n);
         for (j, row) in logits.chunks_exact_mut(p).enumerate() {
             let y = self.data.y[self.rows.start + r.start + j] as usize;
-            (loss[j], correct[j]) = match self.objective {
+            (loss[j], correct[j], collapsed[j]) = match self.objective {
                 Loss::CrossEntropy => softmax_cross_entropy(row, y, batch),
                 Loss::Stablemax => stablemax_cross_entropy(row, y, batch),
                 Loss::Mse => mean_squared_error(row, y, batch),
@@ -827,11 +828,33 @@ fn first_max(row: &[f32], max: f32) -> usize {
         .unwrap_or(0)
 }
 
-/// Softmax cross-entropy of one row of logits with label `y`: the loss and whether the first
-/// maximum is at `y`. With `batch = Some(n)` the row becomes the gradient of the mean loss
-/// over `n` rows.
+/// A row's loss, whether its first maximum is at the label, and whether its `f32` softmax has
+/// collapsed to one-hot ([`PassSums::collapsed`]).
+type RowResult = (f64, bool, bool);
+
+/// `Σ exp(v)` of a row already shifted by its maximum, in eight fixed lanes (lane `l` adds
+/// elements `l, l + 8, ...` in order; vectorisable, the same order on every run and machine).
 #[inline(always)]
-fn softmax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, bool) {
+fn lane_sum(row: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (i, v) in row.enumerate() {
+        lanes[i % 8] += v;
+    }
+    lanes.iter().sum::<f32>()
+}
+
+/// Whether the `f32` softmax of `row` (maximum `max`) is exactly one-hot: `Σ exp(x − max) == 1`,
+/// summed as [`softmax_cross_entropy`] sums it.
+#[inline(always)]
+fn softmax_collapsed(row: &[f32], max: f32) -> bool {
+    lane_sum(row.iter().map(|&v| exp(v - max))) == 1.0
+}
+
+/// Softmax cross-entropy of one row of logits with label `y`: the loss, whether the first
+/// maximum is at `y`, whether the softmax collapsed. With `batch = Some(n)` the row becomes the
+/// gradient of the mean loss over `n` rows.
+#[inline(always)]
+fn softmax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> RowResult {
     let max = max_of(row);
     let best = first_max(row, max);
     let target = row[y] - max;
@@ -859,7 +882,7 @@ fn softmax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (f6
         }
         row[y] -= scale;
     }
-    ((sum.ln() - target) as f64, best == y)
+    ((sum.ln() - target) as f64, best == y, sum == 1.0)
 }
 
 /// StableMax cross-entropy of one row (Prieto et al.'s `stablemax_cross_entropy`, in `f64` as
@@ -867,8 +890,9 @@ fn softmax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (f6
 /// `−ln(s(x_y) / Σ s(x))`, and whether the first maximum is at `y`. With `batch = Some(n)` the
 /// row becomes the gradient of the mean loss over `n` rows, rounded to `f32` once.
 #[inline(always)]
-fn stablemax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, bool) {
-    let best = first_max(row, max_of(row));
+fn stablemax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> RowResult {
+    let max = max_of(row);
+    let (best, collapsed) = (first_max(row, max), softmax_collapsed(row, max));
     let s = |x: f64| {
         if x < 0.0 {
             1.0 / (1.0 - x + 1e-30)
@@ -897,7 +921,7 @@ fn stablemax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (
             *v = (by_s * slope * scale) as f32;
         }
     }
-    (-(s_y / sum).ln(), best == y)
+    (-(s_y / sum).ln(), best == y, collapsed)
 }
 
 /// Mean squared error of one row against the one-hot label `y` (PyTorch's `mse_loss`): the
@@ -905,8 +929,9 @@ fn stablemax_cross_entropy(row: &mut [f32], y: usize, batch: Option<usize>) -> (
 /// the row becomes the gradient of the mean over `n` rows and `p` classes, `2(x − onehot) /
 /// (n·p)`.
 #[inline(always)]
-fn mean_squared_error(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, bool) {
-    let best = first_max(row, max_of(row));
+fn mean_squared_error(row: &mut [f32], y: usize, batch: Option<usize>) -> RowResult {
+    let max = max_of(row);
+    let (best, collapsed) = (first_max(row, max), softmax_collapsed(row, max));
     let p = row.len();
     let mut sum = 0f64;
     for (j, &x) in row.iter().enumerate() {
@@ -919,7 +944,7 @@ fn mean_squared_error(row: &mut [f32], y: usize, batch: Option<usize>) -> (f64, 
             *v = norm * (*v - if j == y { 1.0 } else { 0.0 });
         }
     }
-    (sum / p as f64, best == y)
+    (sum / p as f64, best == y, collapsed)
 }
 
 /// The largest element of a non-empty row (NaNs ignored), in sixteen lanes so it vectorises;
@@ -960,7 +985,14 @@ macro_rules! impl_host_step_backend {
                 stack
                     .members
                     .iter_mut()
-                    .map(|m| std::mem::take(&mut m.sums))
+                    .map(|m| EpochSums {
+                        weight_sq: m
+                            .w1
+                            .iter()
+                            .chain(&m.w2)
+                            .fold(0f64, |sum, &w| sum + w as f64 * w as f64),
+                        ..std::mem::take(&mut m.sums)
+                    })
                     .collect()
             }
 

@@ -372,13 +372,17 @@ pub(crate) fn unstack_adam(
         .collect()
 }
 
-/// Sums of one pass over a split: summed row losses and the number of right predictions.
+/// Sums of one pass over a split: summed row losses, the number of right predictions and of
+/// collapsed rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PassSums {
-    /// Sum of the rows' cross-entropies.
+    /// Sum of the rows' losses (the member's [`Loss`]).
     pub loss_sum: f64,
     /// Rows whose largest logit (first maximum) is at the label.
     pub correct: usize,
+    /// Rows whose `f32` softmax has collapsed: `Σ exp(x − max x) == 1` exactly, so the softmax
+    /// is exactly one-hot (Prieto et al. 2025's `softmax_collapse`, whatever the loss).
+    pub collapsed: usize,
 }
 
 /// One member's sums since the last [`StepBackend::stack_take_sums`].
@@ -388,6 +392,8 @@ pub struct EpochSums {
     pub train: PassSums,
     /// Over the validation rows, at each [`StepBackend::stack_validate`].
     pub val: PassSums,
+    /// `Σ w²` over both weight matrices when the sums are taken.
+    pub weight_sq: f64,
 }
 
 /// A backend that can train and evaluate a stack of K networks of one shape as one operation.
@@ -428,7 +434,8 @@ pub trait StepBackend: Backend {
     /// Evaluates every member on its validation rows; the sums are added to its epoch sums.
     fn stack_validate(stack: &mut Self::Stack);
 
-    /// Reads every member's sums (one read from the device) and resets them.
+    /// Reads every member's sums and its weights' `Σ w²` (one read from the device) and resets
+    /// the sums.
     fn stack_take_sums(stack: &mut Self::Stack) -> Vec<EpochSums>;
 
     /// Every member's weights, copied to the host.

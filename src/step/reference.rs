@@ -60,8 +60,8 @@ pub struct ReferenceStack<B: Backend> {
     window: VecDeque<[Tensor<B, 3>; 2]>,
     train: StackedRows<B>,
     val: StackedRows<B>,
-    /// `[K]` each: train loss sum, train correct, val loss sum, val correct.
-    sums: [Tensor<B, 1>; 4],
+    /// `[K]` each: train loss sum, train correct, train collapsed, and the same of validation.
+    sums: [Tensor<B, 1>; 6],
 }
 
 /// The optimiser's moments for one stacked weight.
@@ -270,14 +270,23 @@ fn logits<B: Backend>(
     post.matmul(fc2)
 }
 
-/// Per-member summed loss `[K]` and number of right predictions `[K]` (as floats), each
-/// member with its loss.
+/// Per-member summed loss `[K]`, and the numbers of right predictions and of rows whose
+/// softmax collapsed (`Σ exp(x − max) == 1`) as floats `[K]`, each member with its loss.
 fn loss_and_correct<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
     loss: &[Option<Tensor<B, 3>>; 3],
-) -> (Tensor<B, 1>, Tensor<B, 1>) {
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
     let [k, _, p] = logits.dims();
+    let shifted = logits.clone() - logits.clone().max_dim(2);
+    let collapsed = shifted
+        .exp()
+        .sum_dim(2)
+        .equal_elem(1.0)
+        .int()
+        .sum_dim(1)
+        .reshape([k])
+        .float();
     let index = labels.clone().unsqueeze_dim::<3>(2); // [K, n, 1]
     let correct = logits
         .clone()
@@ -312,7 +321,7 @@ fn loss_and_correct<B: Backend>(
             .powi_scalar(2)
             .mean_dim(2),
     });
-    (rows.sum_dim(1).reshape([k]), correct)
+    (rows.sum_dim(1).reshape([k]), correct, collapsed)
 }
 
 impl<B: Backend> ReferenceStack<B> {
@@ -386,7 +395,7 @@ impl<B: Backend> ReferenceStack<B> {
             window: (0..ma_held).rev().map(entry).collect(),
             train: StackedRows::new(setup.members.iter().map(|m| &m.train), device),
             val: StackedRows::new(setup.members.iter().map(|m| &m.val), device),
-            sums: [zeros(), zeros(), zeros(), zeros()],
+            sums: std::array::from_fn(|_| zeros()),
         }
     }
 
@@ -572,7 +581,7 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
             .clone()
             .map(|mask| mask.map(Tensor::<Self, 3>::from_inner));
         let logits = logits(fc1.clone(), fc2.clone(), &batch, &activation);
-        let (loss, correct) = loss_and_correct(logits, batch.y.clone(), &loss_masks);
+        let (loss, correct, collapsed) = loss_and_correct(logits, batch.y.clone(), &loss_masks);
         // Each member's loss is the mean over its batch; their sum is what is differentiated.
         let grads = loss.clone().div_scalar(n as f32).sum().backward();
         let g1 = fc1.grad(&grads).expect("fc1 takes part in the loss");
@@ -582,9 +591,10 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
         stack.step += 1;
         stack.fc1 = stack.update(0, stack.fc1.clone(), g1);
         stack.fc2 = stack.update(1, stack.fc2.clone(), g2);
-        let [loss_sum, correct_sum, _, _] = &mut stack.sums;
+        let [loss_sum, correct_sum, collapsed_sum, ..] = &mut stack.sums;
         *loss_sum = loss_sum.clone() + loss.inner();
         *correct_sum = correct_sum.clone() + correct.inner();
+        *collapsed_sum = collapsed_sum.clone() + collapsed.inner();
     }
 
     fn stack_validate(stack: &mut ReferenceStack<B>) {
@@ -595,27 +605,36 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
             &stack.val,
             &choices.activation,
         );
-        let (loss, correct) = loss_and_correct(logits, stack.val.y.clone(), &choices.loss);
-        let [_, _, loss_sum, correct_sum] = &mut stack.sums;
+        let (loss, correct, collapsed) =
+            loss_and_correct(logits, stack.val.y.clone(), &choices.loss);
+        let [.., loss_sum, correct_sum, collapsed_sum] = &mut stack.sums;
         *loss_sum = loss_sum.clone() + loss;
         *correct_sum = correct_sum.clone() + correct;
+        *collapsed_sum = collapsed_sum.clone() + collapsed;
     }
 
     fn stack_take_sums(stack: &mut ReferenceStack<B>) -> Vec<EpochSums> {
         let k = stack.k();
         let device = stack.device();
         let zeros = || Tensor::<B, 1>::zeros([k], &device);
-        let sums = std::mem::replace(&mut stack.sums, [zeros(), zeros(), zeros(), zeros()]);
+        let sums = std::mem::replace(&mut stack.sums, std::array::from_fn(|_| zeros()));
+        let square_sum =
+            |w: &Tensor<B, 3>| (w.clone() * w.clone()).sum_dim(2).sum_dim(1).reshape([k]);
+        let weight_sq = square_sum(&stack.fc1) + square_sum(&stack.fc2);
         // One read of everything for all members.
-        let values = to_vec(Tensor::cat(sums.to_vec(), 0));
-        let pass = |loss: f32, correct: f32| PassSums {
-            loss_sum: loss as f64,
-            correct: correct as usize,
+        let mut parts = sums.to_vec();
+        parts.push(weight_sq);
+        let values = to_vec(Tensor::cat(parts, 0));
+        let pass = |m: usize, first: usize| PassSums {
+            loss_sum: values[first * k + m] as f64,
+            correct: values[(first + 1) * k + m] as usize,
+            collapsed: values[(first + 2) * k + m] as usize,
         };
         (0..k)
             .map(|m| EpochSums {
-                train: pass(values[m], values[k + m]),
-                val: pass(values[2 * k + m], values[3 * k + m]),
+                train: pass(m, 0),
+                val: pass(m, 3),
+                weight_sq: values[6 * k + m] as f64,
             })
             .collect()
     }

@@ -302,6 +302,8 @@ impl<B: TrainBackend> Ensemble<B> {
                     val_loss: s.val.loss_sum / n_val,
                     val_acc: s.val.correct as f64 / n_val,
                     seconds: self.elapsed.as_secs_f64(),
+                    softmax_collapse: s.train.collapsed as f64 / n_train,
+                    weight_norm: s.weight_sq.sqrt(),
                 };
                 history.epochs.push(metrics);
                 metrics

@@ -310,6 +310,20 @@ pub struct EpochMetrics {
     /// Seconds since training started, at the end of this epoch.
     #[serde(deserialize_with = "nan_if_null")]
     pub seconds: f64,
+    /// Fraction of training rows whose `f32` softmax had collapsed to exactly one-hot
+    /// (`Σ exp(x − max) == 1`, Prieto et al. 2025's `softmax_collapse`), each before its batch's
+    /// step (NaN in files written before it was measured).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub softmax_collapse: f64,
+    /// `‖W‖ = √(Σ w²)` over both weight matrices after the epoch (NaN in files written before it
+    /// was measured).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub weight_norm: f64,
+}
+
+/// NaN, the value of a metric a file from before it existed does not hold.
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// Reads an `f64` that may be `null`: JSON has no NaN or infinity, so serde_json writes them as
@@ -357,13 +371,15 @@ impl History {
     /// [`Error::InvalidConfig`] if there is no epoch yet, or the name is empty, holds anything
     /// but ASCII letters, digits and `_`, or is one of [`EpochMetrics`]'s.
     pub fn record(&mut self, name: &str, value: f64) -> error::Result<()> {
-        const BUILT_IN: [&str; 6] = [
+        const BUILT_IN: [&str; 8] = [
             "epoch",
             "train_loss",
             "val_loss",
             "train_acc",
             "val_acc",
             "seconds",
+            "softmax_collapse",
+            "weight_norm",
         ];
         if name.is_empty()
             || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')

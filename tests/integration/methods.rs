@@ -232,3 +232,49 @@ fn bad_method_hyperparameters_are_config_errors() {
     let error = huge.validate().expect_err("a 2^40-gradient window");
     assert!(error.to_string().contains("memory"), "{error}");
 }
+
+#[test]
+fn without_weight_decay_the_softmax_collapses_and_the_norm_grows() {
+    // Prieto et al.'s setting, small: full batches, lr 0.01, no weight decay, β₂ 0.99.
+    let base = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(11).with_d_hidden(32))
+        .with_train_fraction(0.5)
+        .with_batch_size(1024)
+        .with_epochs(3000)
+        .with_lr(1e-2)
+        .with_weight_decay(0.0)
+        .with_method(Method {
+            optimizer: Optimizer::AdamW {
+                beta1: 0.9,
+                beta2: 0.99,
+            },
+            ..Method::default()
+        });
+    let device = Default::default();
+    let mut trainer = Trainer::<CpuAutodiff>::new(&base, &device).unwrap();
+    let first = trainer.run_epoch();
+    assert_eq!(first.softmax_collapse, 0.0, "{first:?}");
+    let mut last = first;
+    for _ in 1..base.epochs {
+        last = trainer.run_epoch();
+    }
+    assert!(last.softmax_collapse > 0.5, "{last:?}");
+    assert!(last.val_acc < 0.5, "{last:?}");
+    assert!(
+        last.weight_norm > 2.0 * first.weight_norm,
+        "{first:?} -> {last:?}"
+    );
+    // The norm is the weights' own.
+    let w = trainer.weights();
+    let norm = w
+        .fc1()
+        .iter()
+        .chain(w.fc2())
+        .map(|&v| (v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        (norm - last.weight_norm).abs() < 1e-9 * norm,
+        "{norm} vs {last:?}"
+    );
+}

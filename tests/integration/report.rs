@@ -39,6 +39,8 @@ fn report_writes_figures_page_and_numbers() {
                 train_acc: 0.2 * e as f64,
                 val_acc: 0.1 * e as f64,
                 seconds: e as f64,
+                softmax_collapse: 0.0,
+                weight_norm: 10.0 + e as f64,
             })
             .collect(),
         ..History::default()
