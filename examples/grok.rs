@@ -113,9 +113,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
                 .with_lr(args.lr)
                 .with_weight_decay(args.weight_decay)
                 .with_seed(args.seed)
-                .with_method(args.method.method()?)
                 .with_engine(args.engine)
                 .with_threads(threads);
+            let config = args.method.apply(config)?;
             Run::start_on(args.backend, &config, &args.out, &options)?
         }
     };

@@ -143,12 +143,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let grid = Grid {
-        base: TrainingConfig::new()
-            .with_model(MlpConfig::new().with_p(args.p))
-            .with_epochs(args.epochs)
-            .with_batch_size(args.batch_size)
-            .with_method(args.method.method()?)
-            .with_engine(args.engine.resolve()),
+        base: args.method.apply(
+            TrainingConfig::new()
+                .with_model(MlpConfig::new().with_p(args.p))
+                .with_epochs(args.epochs)
+                .with_batch_size(args.batch_size)
+                .with_engine(args.engine.resolve()),
+        )?,
         seeds: parse_seeds(&args.seeds)?,
         weight_decays: args.weight_decay.clone(),
         lrs: args.lr.clone(),

@@ -60,6 +60,15 @@ pub struct ModularDataset {
 /// The label of a pair the operation does not define.
 const UNDEFINED: u32 = u32::MAX;
 
+/// The corrupted training rows of a data set ([`ModularDataset::label_noise`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelNoise {
+    /// Positions in the training split ([`ModularDataset::train_rows`]), ascending.
+    pub positions: Vec<usize>,
+    /// The wrong label of each, in the same order (never the true one).
+    pub labels: Vec<u32>,
+}
+
 /// Tensors of one split: inputs in index form and labels.
 #[derive(Debug, Clone)]
 pub struct SplitTensors<B: Backend> {
@@ -115,6 +124,44 @@ impl ModularDataset {
             n_train,
             grid,
             labels,
+        })
+    }
+
+    /// Label noise on the training rows (Doshi et al. 2024): `floor(fraction · n_train)` of
+    /// them, each given a wrong label drawn uniformly from the other `p − 1` classes. The
+    /// draws continue the NumPy-compatible generator of the split (seeded with `seed`, the
+    /// data set's own): after the split's `permutation(n)`, `permutation(n_train)` chooses the
+    /// rows (its first `m` entries, positions in the training split) and `1 + interval(p − 2)`
+    /// for each of them, in that order, the offset of its wrong label from the true one
+    /// (NumPy's `randint(1, p)`). Validation labels are never touched.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`label-noise`) if `fraction` is not in [0, 1).
+    pub fn label_noise(&self, fraction: f64, seed: u64) -> Result<LabelNoise> {
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(Error::InvalidConfig {
+                field: "label-noise",
+                value: fraction.to_string(),
+                reason: "it must be in [0, 1)",
+            });
+        }
+        let mut rng = Mt19937::new(seed)?;
+        rng.permutation(self.grid.len());
+        let m = (fraction * self.n_train as f64) as usize;
+        let chosen = rng.permutation(self.n_train);
+        let mut rows: Vec<(usize, u32)> = chosen[..m]
+            .iter()
+            .map(|&position| {
+                let position = position as usize;
+                let truth = self.label(self.train_rows()[position]) as u32;
+                let offset = 1 + rng.interval(self.p as u32 - 2);
+                (position, (truth + offset) % self.p as u32)
+            })
+            .collect();
+        rows.sort_unstable();
+        Ok(LabelNoise {
+            positions: rows.iter().map(|&(position, _)| position).collect(),
+            labels: rows.iter().map(|&(_, label)| label).collect(),
         })
     }
 

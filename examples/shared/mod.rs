@@ -11,7 +11,7 @@ use clap::{
 use grokking::{
     device::BackendKind,
     step::{Activation, Grokfast, Loss, Optimizer, GROKFAST_EMA_LAMBDA, GROKFAST_MA_LAMBDA},
-    Engine, Method,
+    Engine, Method, TrainingConfig,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -113,9 +113,24 @@ pub struct MethodArgs {
     /// and rescaled to its norm, after the filter.
     #[arg(long)]
     orthograd: bool,
+    /// Label noise (Doshi et al. 2024): a seeded fraction XI in [0, 1) of the training rows gets
+    /// a wrong label, drawn uniformly from the other p − 1 classes; the corrupted rows'
+    /// accuracies are recorded per epoch (metrics.csv's corrupted_acc, corrupted_true_acc).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    label_noise: f64,
 }
 
 impl MethodArgs {
+    /// `config` with the method and label noise these flags choose.
+    ///
+    /// # Errors
+    /// As [`MethodArgs::method`].
+    pub fn apply(&self, config: TrainingConfig) -> anyhow::Result<TrainingConfig> {
+        Ok(config
+            .with_method(self.method()?)
+            .with_label_noise(self.label_noise))
+    }
+
     /// The method these flags choose.
     ///
     /// # Errors

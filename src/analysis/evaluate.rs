@@ -13,6 +13,7 @@
 use crate::{
     data::{ModularDataset, Split},
     model::MlpWeights,
+    step::Activation,
 };
 
 /// The network in `f64` on the host, laid out for one pair at a time.
@@ -24,10 +25,19 @@ pub struct HostNetwork {
     w1t: Vec<f64>,
     /// `fc2.weight`, `[p, h]`.
     w2: Vec<f64>,
+    activation: Activation,
 }
 
 impl HostNetwork {
-    /// Widens `weights` to `f64`.
+    /// Widens `weights` to `f64`, for a network with `activation` in place of ReLU.
+    pub fn with_activation(weights: &MlpWeights, activation: Activation) -> Self {
+        Self {
+            activation,
+            ..Self::new(weights)
+        }
+    }
+
+    /// Widens `weights` to `f64` (a ReLU network).
     pub fn new(weights: &MlpWeights) -> Self {
         let (p, h) = (weights.p(), weights.d_hidden());
         let mut w1t = vec![0f64; 2 * p * h];
@@ -37,7 +47,13 @@ impl HostNetwork {
             }
         }
         let w2 = weights.fc2().iter().map(|&v| v as f64).collect();
-        HostNetwork { p, h, w1t, w2 }
+        HostNetwork {
+            p,
+            h,
+            w1t,
+            w2,
+            activation: Activation::Relu,
+        }
     }
 
     /// The logits of pair `(a, b)` into `logits` (`[p]`), `post` (`[h]`) as scratch.
@@ -47,8 +63,17 @@ impl HostNetwork {
     pub fn logits(&self, a: usize, b: usize, post: &mut [f64], logits: &mut [f64]) {
         let (p, h) = (self.p, self.h);
         let (wa, wb) = (&self.w1t[a * h..][..h], &self.w1t[(p + b) * h..][..h]);
-        for n in 0..h {
-            post[n] = relu(wa[n] + wb[n]);
+        match self.activation {
+            Activation::Relu => {
+                for n in 0..h {
+                    post[n] = relu(wa[n] + wb[n]);
+                }
+            }
+            Activation::Square => {
+                for n in 0..h {
+                    post[n] = (wa[n] + wb[n]).powi(2);
+                }
+            }
         }
         for (logit, w2_row) in logits.iter_mut().zip(self.w2.chunks_exact(h)) {
             *logit = w2_row.iter().zip(&*post).map(|(w, x)| w * x).sum();

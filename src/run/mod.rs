@@ -273,6 +273,13 @@ impl std::fmt::Display for Finished {
         if !self.config.method.is_default() {
             writeln!(f, "method: {}", self.config.method.describe())?;
         }
+        if self.config.method.activation != crate::step::Activation::Relu {
+            writeln!(
+                f,
+                "warning: the analyses below (accuracies, fits, report) evaluate the network \
+                 with ReLU, not this run's activation"
+            )?;
+        }
         writeln!(
             f,
             "final: train_loss {:.4} val_loss {:.4} train_acc {:.4} val_acc {:.4}",

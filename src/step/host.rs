@@ -650,19 +650,18 @@ impl StepJob<'_> {
     /// (`j < 3`) or of [`Scratch::orth`] (`j = 3`).
     ///
     /// # Safety
-    /// No thread writes the sums meanwhile.
+    /// No thread writes the buffer read (`dots` for `j < 3`, `orth` for `j = 3`) meanwhile.
     unsafe fn total(&self, k: usize, j: usize) -> f64 {
-        // SAFETY: read only, by the caller's contract.
-        let (dots, orth) = unsafe { (self.dots.whole(), self.orth.whole()) };
-        (0..self.pass.pieces)
-            .map(|i| {
-                if j < 3 {
-                    dots[6 * i + 3 * k + j]
-                } else {
-                    orth[2 * i + k]
-                }
-            })
-            .fold(0.0, |sum, v| sum + v)
+        let pieces = 0..self.pass.pieces;
+        if j < 3 {
+            // SAFETY: read only, by the caller's contract.
+            let dots = unsafe { self.dots.whole() };
+            pieces.fold(0.0, |sum, i| sum + dots[6 * i + 3 * k + j])
+        } else {
+            // SAFETY: as above.
+            let orth = unsafe { self.orth.whole() };
+            pieces.fold(0.0, |sum, i| sum + orth[2 * i + k])
+        }
     }
 
     /// ⊥Grad's first half for piece `i`: `g ← g − proj·w` with `proj = w·g / (w·w + 1e-30)` of

@@ -7,6 +7,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::{Engine, EpochMetrics, History, TrainingConfig};
 use crate::{
+    analysis::evaluate::{first_argmax, HostNetwork},
+    data::LabelNoise,
     data::{ModularDataset, Split},
     error::{Error, Result},
     model::MlpWeights,
@@ -67,6 +69,8 @@ pub struct Ensemble<B: TrainBackend> {
     engine: Engine,
     device: B::Device,
     stack: Stack<B>,
+    /// Each member's corrupted training rows (empty without label noise).
+    noise: Vec<LabelNoise>,
     /// Steps were taken outside an epoch (`step`): their sums are dropped before the next one.
     stray_sums: bool,
     histories: Vec<History>,
@@ -133,20 +137,29 @@ impl<B: TrainBackend> Ensemble<B> {
             .iter()
             .map(|c| ModularDataset::with_operation(p, c.operation, c.train_fraction, c.seed))
             .collect::<Result<Vec<_>>>()?;
+        let noise = configs
+            .iter()
+            .zip(&data)
+            .map(|(c, set)| set.label_noise(c.label_noise, c.seed))
+            .collect::<Result<Vec<_>>>()?;
         let elapsed = starts.first().map_or(Duration::ZERO, |s| s.elapsed);
         let mut histories = Vec::with_capacity(configs.len());
         let members = configs
             .iter()
             .zip(starts)
-            .zip(&data)
-            .map(|((config, start), set)| {
+            .zip(data.iter().zip(&noise))
+            .map(|((config, start), (set, noise))| {
                 histories.push(start.history);
+                let mut train = Rows::new(set, Split::Train);
+                for (&position, &label) in noise.positions.iter().zip(&noise.labels) {
+                    train.y[position] = label;
+                }
                 MemberSetup {
                     weights: start.weights,
                     optimizer: start.optimizer,
                     hyper: hyper(config),
                     method: config.method,
-                    train: Rows::new(set, Split::Train),
+                    train,
                     val: Rows::new(set, Split::Val),
                 }
             })
@@ -179,6 +192,7 @@ impl<B: TrainBackend> Ensemble<B> {
             engine,
             device: device.clone(),
             stack,
+            noise,
             stray_sums: false,
             histories,
             elapsed,
@@ -292,7 +306,8 @@ impl<B: TrainBackend> Ensemble<B> {
         self.elapsed += start.elapsed();
         let n_val = self.data[0].val_rows().len() as f64;
         let n_train = n_train as f64;
-        sums.iter()
+        let metrics: Vec<EpochMetrics> = sums
+            .iter()
             .zip(&mut self.histories)
             .map(|(s, history)| {
                 let metrics = EpochMetrics {
@@ -308,7 +323,51 @@ impl<B: TrainBackend> Ensemble<B> {
                 history.epochs.push(metrics);
                 metrics
             })
-            .collect()
+            .collect();
+        self.record_corrupted_accuracy();
+        metrics
+    }
+
+    /// With label noise, each noisy member's accuracy on its corrupted rows, against their wrong
+    /// and their true labels, after the epoch: the history's `corrupted_acc` and
+    /// `corrupted_true_acc` columns (on the host, in `f64`, from a copy of the weights; the
+    /// epoch's time does not include it).
+    fn record_corrupted_accuracy(&mut self) {
+        if self.noise.iter().all(|n| n.positions.is_empty()) {
+            return;
+        }
+        let weights = self.weights();
+        for (k, weights) in weights.iter().enumerate() {
+            let noise = &self.noise[k];
+            if noise.positions.is_empty() {
+                continue;
+            }
+            let (data, config) = (&self.data[k], &self.configs[k]);
+            let network = HostNetwork::with_activation(weights, config.method.activation);
+            let rows: Vec<u32> = noise
+                .positions
+                .iter()
+                .map(|&i| data.train_rows()[i])
+                .collect();
+            let logits = network.logits_of(data, &rows);
+            let (mut wrong, mut true_label) = (0usize, 0usize);
+            for ((row, &label), logits) in rows
+                .iter()
+                .zip(&noise.labels)
+                .zip(logits.chunks_exact(data.p()))
+            {
+                let predicted = first_argmax(logits);
+                wrong += (predicted == label as usize) as usize;
+                true_label += (predicted == data.label(*row)) as usize;
+            }
+            let n = rows.len() as f64;
+            let history = &mut self.histories[k];
+            for (name, hits) in [("corrupted_acc", wrong), ("corrupted_true_acc", true_label)] {
+                history
+                    .record(name, hits as f64 / n)
+                    .expect("a valid name, after an epoch");
+            }
+        }
     }
 
     /// Runs the remaining epochs; `on_epoch` is called after each with every member's metrics.

@@ -96,6 +96,12 @@ pub struct TrainingConfig {
     /// `adam_epsilon` are the optimiser's (SGD's weight decay is PyTorch's coupled one).
     #[config(default = "Method::default()")]
     pub method: Method,
+    /// Fraction ξ of the training rows given a wrong label (Doshi et al. 2024), in [0, 1); see
+    /// [`ModularDataset::label_noise`](crate::ModularDataset::label_noise). With noise, each
+    /// epoch records `corrupted_acc` and `corrupted_true_acc` in the history's columns: the
+    /// corrupted rows' accuracy on their wrong and on their true labels after the epoch.
+    #[config(default = 0.0)]
+    pub label_noise: f64,
     /// Seed of the data split (NumPy-compatible) and of the initial weights.
     #[config(default = 1337)]
     pub seed: u64,
@@ -203,6 +209,7 @@ pub(crate) fn upgrade_config_json(value: &mut serde_json::Value) {
         object.entry("method").or_insert_with(|| {
             serde_json::to_value(Method::default()).expect("a method is plain data")
         });
+        object.entry("label_noise").or_insert_with(|| 0.0.into());
     }
 }
 
@@ -261,6 +268,13 @@ impl TrainingConfig {
             return invalid("threads", "0".into(), "a model needs at least one thread");
         }
         self.method.validate()?;
+        if !(0.0..1.0).contains(&self.label_noise) {
+            return invalid(
+                "label-noise",
+                self.label_noise.to_string(),
+                "it must be in [0, 1)",
+            );
+        }
         let (p, h) = (self.model.p, self.model.d_hidden);
         crate::memory::check(
             &format!("training a model with p = {p} and {h} hidden units"),

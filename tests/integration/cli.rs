@@ -99,6 +99,8 @@ const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
     (&["--optimizer", "sgd", "--nesterov"], "momentum"),
     (&["--optimizer", "sgd", "--beta1", "0.8"], "AdamW's"),
     (&["--momentum", "0.9"], "SGD's"),
+    (&["--label-noise", "1"], "label-noise"),
+    (&["--label-noise", "nan"], "label-noise"),
 ];
 
 #[test]

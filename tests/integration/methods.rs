@@ -278,3 +278,62 @@ fn without_weight_decay_the_softmax_collapses_and_the_norm_grows() {
         "{norm} vs {last:?}"
     );
 }
+
+#[test]
+fn label_noise_corrupts_a_seeded_fraction_of_the_training_rows() {
+    let data = grokking::ModularDataset::new(13, 0.6, 5).unwrap();
+    let n_train = data.train_rows().len();
+    let noise = data.label_noise(0.3, 5).unwrap();
+    assert_eq!(noise.positions.len(), (0.3 * n_train as f64) as usize);
+    assert!(noise.positions.windows(2).all(|w| w[0] < w[1]));
+    for (&i, &label) in noise.positions.iter().zip(&noise.labels) {
+        assert!(i < n_train);
+        assert_ne!(label as usize, data.label(data.train_rows()[i]));
+        assert!((label as usize) < 13);
+    }
+    assert_eq!(data.label_noise(0.3, 5).unwrap(), noise, "seeded");
+    assert_ne!(data.label_noise(0.3, 6).unwrap(), noise);
+    assert!(data.label_noise(0.0, 5).unwrap().positions.is_empty());
+    for bad in [1.0, -0.1, f64::NAN] {
+        let error = data.label_noise(bad, 5).unwrap_err();
+        assert!(error.to_string().contains("label-noise"), "{error}");
+        let error = config(1, Method::default())
+            .with_label_noise(bad)
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("label-noise"), "{error}");
+    }
+}
+
+#[test]
+fn without_regularisation_the_network_memorises_the_corrupted_labels() {
+    let noisy = TrainingConfig::new()
+        .with_model(MlpConfig::new().with_p(11).with_d_hidden(32))
+        .with_train_fraction(0.5)
+        .with_batch_size(1024)
+        .with_epochs(1500)
+        .with_lr(1e-2)
+        .with_weight_decay(0.0)
+        .with_label_noise(0.3);
+    for engine in [Engine::Fused, Engine::Generic] {
+        let mut trainer =
+            Trainer::<CpuAutodiff>::new(&noisy.clone().with_engine(engine), &Default::default())
+                .unwrap();
+        let mut last = trainer.run_epoch();
+        for _ in 1..noisy.epochs {
+            last = trainer.run_epoch();
+        }
+        let column = |name: &str| -> Vec<f64> {
+            let history = trainer.history();
+            let (_, values) = history.columns.iter().find(|(n, _)| n == name).unwrap();
+            assert_eq!(values.len(), noisy.epochs, "{name}");
+            values.clone()
+        };
+        let (wrong, truth) = (column("corrupted_acc"), column("corrupted_true_acc"));
+        // Memorised: every training label, the wrong ones included, and none of the true ones.
+        assert_eq!(last.train_acc, 1.0, "{engine}: {last:?}");
+        assert_eq!(wrong[noisy.epochs - 1], 1.0, "{engine}");
+        assert_eq!(truth[noisy.epochs - 1], 0.0, "{engine}");
+        assert!(wrong[0] < 0.5, "{engine}: {}", wrong[0]);
+    }
+}
