@@ -331,9 +331,9 @@ fn sums_kernel(
         right += row_right[k * n + i];
         collapsed += row_collapsed[k * n + i];
     }
-    sums[k * 6 + slot] += loss;
-    sums[k * 6 + slot + 1] += right;
-    sums[k * 6 + slot + 2] += collapsed;
+    sums[k * SUMS + slot] += loss;
+    sums[k * SUMS + slot + 1] += right;
+    sums[k * SUMS + slot + 2] += collapsed;
 }
 
 /// Each member's `Σ w²` of one stacked weight of `per_member` values, in element order, into

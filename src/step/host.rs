@@ -321,7 +321,6 @@ impl HostStack {
     fn validate(&mut self) {
         let (shape, pieces) = ((self.p, self.h), self.pieces);
         let n = self.members[0].val.len();
-        debug_assert_eq!(pieces, self.h.div_ceil(MAX_UNITS_PER_PIECE));
         self.scratch.fit(n.min(VAL_BLOCK), shape, pieces);
         for m in &mut self.members {
             let mut begin = 0;

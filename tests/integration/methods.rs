@@ -233,23 +233,28 @@ fn bad_method_hyperparameters_are_config_errors() {
     assert!(error.to_string().contains("memory"), "{error}");
 }
 
-#[test]
-fn without_weight_decay_the_softmax_collapses_and_the_norm_grows() {
-    // Prieto et al.'s setting, small: full batches, lr 0.01, no weight decay, β₂ 0.99.
-    let base = TrainingConfig::new()
+/// A small network without regularisation: p = 11, 32 units, half the pairs, full batches,
+/// lr 0.01, no weight decay.
+fn unregularised(epochs: usize) -> TrainingConfig {
+    TrainingConfig::new()
         .with_model(MlpConfig::new().with_p(11).with_d_hidden(32))
         .with_train_fraction(0.5)
         .with_batch_size(1024)
-        .with_epochs(3000)
+        .with_epochs(epochs)
         .with_lr(1e-2)
         .with_weight_decay(0.0)
-        .with_method(Method {
-            optimizer: Optimizer::AdamW {
-                beta1: 0.9,
-                beta2: 0.99,
-            },
-            ..Method::default()
-        });
+}
+
+#[test]
+fn without_weight_decay_the_softmax_collapses_and_the_norm_grows() {
+    // Prieto et al.'s setting, small: full batches, lr 0.01, no weight decay, β₂ 0.99.
+    let base = unregularised(3000).with_method(Method {
+        optimizer: Optimizer::AdamW {
+            beta1: 0.9,
+            beta2: 0.99,
+        },
+        ..Method::default()
+    });
     let device = Default::default();
     let mut trainer = Trainer::<CpuAutodiff>::new(&base, &device).unwrap();
     let first = trainer.run_epoch();
@@ -307,14 +312,7 @@ fn label_noise_corrupts_a_seeded_fraction_of_the_training_rows() {
 
 #[test]
 fn without_regularisation_the_network_memorises_the_corrupted_labels() {
-    let noisy = TrainingConfig::new()
-        .with_model(MlpConfig::new().with_p(11).with_d_hidden(32))
-        .with_train_fraction(0.5)
-        .with_batch_size(1024)
-        .with_epochs(1500)
-        .with_lr(1e-2)
-        .with_weight_decay(0.0)
-        .with_label_noise(0.3);
+    let noisy = unregularised(1500).with_label_noise(0.3);
     for engine in [Engine::Fused, Engine::Generic] {
         let mut trainer =
             Trainer::<CpuAutodiff>::new(&noisy.clone().with_engine(engine), &Default::default())
