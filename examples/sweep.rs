@@ -1,4 +1,5 @@
-//! Train a grid of models (seeds x weight decays x learning rates x train fractions x widths) as
+//! Train a grid of models (seeds x weight decays x learning rates x train fractions x widths x
+//! operations x methods x label noises) as
 //! batched ensembles, or one after another, and write `sweep.csv`, `sweep.json` and the phase
 //! diagram. `--shard I/N` runs one slice of the grid (a job array's task); `--merge` joins the
 //! shards' folders.
@@ -7,6 +8,8 @@
 //! cargo run --release --example sweep -- --seeds 1..8 --epochs 50 --out runs/seeds
 //! cargo run --release --example sweep -- --seeds 1..4 --weight-decay 0.1,0.3,1 \
 //!     --train-fraction 0.3,0.5,0.8 --epochs 300 --out runs/phase
+//! cargo run --release --example sweep -- --seeds 1..8 --optimizer adamw,muon --lr 0.003,0.02 \
+//!     --epochs 600 --out runs/muon
 //! cargo run --release --example sweep -- --merge runs/part0 runs/part1 --out runs/all
 //! ```
 
@@ -69,7 +72,8 @@ struct Args {
     /// How each step is computed.
     #[arg(long, default_value_t = Engine::Auto, value_parser = shared::engine())]
     engine: Engine,
-    /// Every model's method (one for the whole sweep; recorded in sweep.json's base config).
+    /// The models' methods: each flag takes a list, and every combination is a method of the
+    /// grid (sweep.csv's `method` and `label_noise` columns).
     #[command(flatten)]
     method: shared::MethodArgs,
     /// Train the models one after another (each alone, its usual engine) instead of batched.
@@ -143,19 +147,19 @@ fn run(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let grid = Grid {
-        base: args.method.apply(
-            TrainingConfig::new()
-                .with_model(MlpConfig::new().with_p(args.p))
-                .with_epochs(args.epochs)
-                .with_batch_size(args.batch_size)
-                .with_engine(args.engine.resolve()),
-        )?,
+        base: TrainingConfig::new()
+            .with_model(MlpConfig::new().with_p(args.p))
+            .with_epochs(args.epochs)
+            .with_batch_size(args.batch_size)
+            .with_engine(args.engine.resolve()),
         seeds: parse_seeds(&args.seeds)?,
         weight_decays: args.weight_decay.clone(),
         lrs: args.lr.clone(),
         train_fractions: args.train_fraction.clone(),
         hiddens: args.hidden.clone(),
         operations: args.operation.clone(),
+        methods: args.method.methods()?,
+        label_noises: args.method.label_noises(),
     };
     let options = SweepOptions {
         shard: match &args.shard {

@@ -30,6 +30,8 @@ Measures, one value per snapshot (weights as float64):
   k = 0..m//2, of the input (W1a and W1b) and output (W2[:, n]) vectors (the paper's sparsity).
 - weight_norm: sum of squares of all weights (the paper's total sum of squared weights).
 - single_frequency_share: fraction of neurons with >= 85% of their input power in one k >= 1.
+- ipr, ipr_mean: per neuron, sum_k P[k]^2 / (sum_k P[k])^2 over k >= 1 of its input power P
+  (Doshi et al.'s inverse participation ratio, r = 2; 0 without non-constant power), and the mean.
 - replaced_accuracy: accuracy on all rows after every view vector is replaced by its best single
   cosine (first k maximising the power, phase = angle(V[k]), offset = mean), weights rounded to f32.
 
@@ -42,7 +44,7 @@ import argparse, json, struct, sys
 import numpy as np
 
 MEASURES = ["train_loss", "val_loss", "restricted_loss", "excluded_loss", "gini_fc1", "gini_fc2",
-            "weight_norm", "single_frequency_share", "replaced_accuracy"]
+            "weight_norm", "single_frequency_share", "replaced_accuracy", "ipr", "ipr_mean"]
 
 
 def read_safetensors(path):
@@ -232,6 +234,10 @@ def measures(path, key_frequencies=None):
         T = Pn[:, 1:].sum(axis=1)
         single = (T > 0) & (Pn[:, 1:].max(axis=1, initial=0.0) >= 0.85 * T)
         out["single_frequency_share"].append(float(single.sum() / h))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ipr = np.where(T > 0, (Pn[:, 1:] ** 2).sum(axis=1) / T ** 2, 0.0)
+        out["ipr"].append([float(v) for v in ipr])
+        out["ipr_mean"].append(float(ipr.mean()))
 
         r1, r2 = fc1.copy(), fc2.copy()
         r1[:, A], r1[:, p + B], r2[C, :] = fit_cosines(W1a, m), fit_cosines(W1b, m), fit_cosines(W2, m).T

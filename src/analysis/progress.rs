@@ -21,6 +21,9 @@
 //! - `single_frequency_share`: the fraction of neurons whose input weights (both operands) have
 //!   at least [`SINGLE_FREQUENCY`] of their non-constant power at one frequency.
 //! - `replaced_accuracy`: accuracy on all pairs with every neuron replaced by its cosines.
+//! - `ipr`, `ipr_mean`: each neuron's inverse participation ratio (Doshi et al. 2024, `r = 2`)
+//!   over the non-constant frequencies of its input power ([`ipr`]), and their mean: 1 for a
+//!   neuron on one frequency (generalising), near `2/m` for a flat spectrum (memorising).
 //!
 //! The key frequencies are the frequencies the last snapshot's neurons use (each neuron's
 //! strongest input frequency), or given. Unlike Nanda et al.'s transformer, which concentrates
@@ -86,6 +89,13 @@ pub struct ProgressMeasures {
     pub single_frequency_share: Vec<f64>,
     /// Accuracy on all pairs with every neuron replaced by its cosines.
     pub replaced_accuracy: Vec<f64>,
+    /// Each neuron's [`ipr`] of its input power, `[snapshots][neurons]` (empty in files written
+    /// before it was measured).
+    #[serde(default)]
+    pub ipr: Vec<Vec<f64>>,
+    /// The mean over neurons of `ipr`.
+    #[serde(default)]
+    pub ipr_mean: Vec<f64>,
 }
 
 /// Bytes [`progress_measures`] needs for modulus `p` beyond the snapshots: the logits of all
@@ -154,6 +164,23 @@ pub fn on_one_frequency(power: &[f64]) -> bool {
     let total: f64 = power[1..].iter().sum();
     let top = power[1..].iter().copied().fold(0.0, f64::max);
     total > 0.0 && top >= SINGLE_FREQUENCY * total
+}
+
+/// The inverse participation ratio (Doshi et al. 2024, with `r = 2`) of a neuron's power
+/// spectrum `power` (per frequency `k = 0..=m/2`, as [`frequency_power`] gives it) over its
+/// non-constant part: `Σ_{k≥1} P_k² / (Σ_{k≥1} P_k)²`, that is `‖ν‖₄⁴ / ‖ν‖₂⁴` of the one-sided
+/// Fourier magnitudes `ν_k = √P_k`. 1 when one frequency holds all the power, `1/n` when `n`
+/// frequencies share it equally; 0 for a neuron without non-constant power.
+///
+/// # Panics
+/// If `power` is empty.
+pub fn ipr(power: &[f64]) -> f64 {
+    let total: f64 = power[1..].iter().sum();
+    if total > 0.0 {
+        power[1..].iter().map(|v| v * v).sum::<f64>() / (total * total)
+    } else {
+        0.0
+    }
 }
 
 /// The frequencies the neurons of `weights` (read in `basis`) use: each neuron's strongest input
@@ -313,6 +340,8 @@ pub fn progress_measures(
         weight_norm: Vec::new(),
         single_frequency_share: Vec::new(),
         replaced_accuracy: Vec::new(),
+        ipr: Vec::new(),
+        ipr_mean: Vec::new(),
     };
     let mean = |values: &mut dyn Iterator<Item = f64>| {
         let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
@@ -382,6 +411,9 @@ pub fn progress_measures(
                 .map(|&w| (w as f64) * (w as f64))
                 .sum(),
         );
+        let iprs: Vec<f64> = power.iter().map(|n| ipr(n)).collect();
+        out.ipr_mean.push(mean(&mut iprs.iter().copied()));
+        out.ipr.push(iprs);
         let single = power.iter().filter(|n| on_one_frequency(n)).count();
         out.single_frequency_share
             .push(single as f64 / view.d_hidden() as f64);

@@ -448,6 +448,15 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
             line: true,
         },
     ];
+    if m.ipr_mean.len() == m.epochs.len() {
+        share_lines.push(Line {
+            label: "mean neuron IPR".into(),
+            points: xs(&m.ipr_mean),
+            color: PALETTE[5],
+            markers: false,
+            line: true,
+        });
+    }
     share_lines.extend(marks(0.0, 1.7));
     let norm_hi = m
         .weight_norm
@@ -494,14 +503,88 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let norm_axes = axes("Total squared weight", "Σ w²", norm_range, false, false);
     let last = m.epochs.len() - 1;
     let epoch = |e: Option<usize>| e.map_or("never".into(), |e| e.to_string());
-    Ok(vec![figure(
+    let mut figures = ipr_distribution(m)?;
+    figures.insert(0, figure(
         "dynamics.svg",
         "Training dynamics: progress measures",
         plot::line_panels((620, 440), &[(&loss_axes, &loss_lines, None), (&share_axes, &share_lines, None), (&norm_axes, &norm_lines, None)]),
         format!(
-            "Progress measures (Nanda et al. 2023, adapted; definitions in docs/analysis.md) at {} snapshots, in {} coordinates (period {}), key frequencies {:?} (from the last snapshot). Memorised (train accuracy ≥ 99%) at epoch {}, grokked (validation accuracy ≥ 99%) at epoch {}. Last snapshot: restricted loss {:.3e}, excluded loss {:.3e}, Gini fc1 {:.3}, neurons with one frequency {}, all replaced {}, Σw² {:.1}.",
+            "Progress measures (Nanda et al. 2023, adapted; definitions in docs/analysis.md) at {} snapshots, in {} coordinates (period {}), key frequencies {:?} (from the last snapshot). Memorised (train accuracy ≥ 99%) at epoch {}, grokked (validation accuracy ≥ 99%) at epoch {}. Last snapshot: restricted loss {:.3e}, excluded loss {:.3e}, Gini fc1 {:.3}, neurons with one frequency {}, all replaced {}, Σw² {:.1}{}.",
             m.epochs.len(), m.basis, m.m, m.key_frequencies, epoch(memorised), epoch(grokked),
-            m.restricted_loss[last], m.excluded_loss[last], m.gini_fc1[last], pct(m.single_frequency_share[last]), pct(m.replaced_accuracy[last]), m.weight_norm[last]
+            m.restricted_loss[last], m.excluded_loss[last], m.gini_fc1[last], pct(m.single_frequency_share[last]), pct(m.replaced_accuracy[last]), m.weight_norm[last],
+            m.ipr_mean.get(last).map_or(String::new(), |v| format!(", mean neuron IPR {v:.3}"))
+        ),
+    )?);
+    Ok(figures)
+}
+
+/// Bins of [`ipr_distribution`]'s histograms.
+const IPR_BINS: usize = 20;
+
+/// The distribution of the neurons' IPR at the first, middle and last snapshot: neurons per
+/// bin of width 1/[`IPR_BINS`] (none for measures without the IPR).
+fn ipr_distribution(m: &ProgressMeasures) -> Result<Vec<Figure>> {
+    if m.ipr.len() != m.epochs.len() || m.ipr.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut picks = vec![0, m.epochs.len() / 2, m.epochs.len() - 1];
+    picks.dedup();
+    let counts = |values: &[f64]| -> Vec<usize> {
+        let mut bins = vec![0; IPR_BINS];
+        for &v in values {
+            bins[((v * IPR_BINS as f64) as usize).min(IPR_BINS - 1)] += 1;
+        }
+        bins
+    };
+    let lines: Vec<Line> = picks
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| Line {
+            label: format!("epoch {}", m.epochs[i]),
+            points: counts(&m.ipr[i])
+                .iter()
+                .enumerate()
+                .map(|(b, &c)| ((b as f64 + 0.5) / IPR_BINS as f64, c as f64))
+                .collect(),
+            color: PALETTE[j],
+            markers: true,
+            line: true,
+        })
+        .collect();
+    let top = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
+    let axes = Axes {
+        title: "Neurons' inverse participation ratio".into(),
+        x_label: "IPR of the input spectrum".into(),
+        y_label: "neurons".into(),
+        x_range: (0.0, 1.0),
+        y_range: (0.0, top * 1.15),
+        legend_upper: true,
+        ..Axes::default()
+    };
+    let summary: Vec<String> = picks
+        .iter()
+        .map(|&i| {
+            let mut sorted = m.ipr[i].clone();
+            sorted.sort_by(f64::total_cmp);
+            format!(
+                "epoch {}: median {:.3}, mean {:.3}",
+                m.epochs[i],
+                sorted[sorted.len() / 2],
+                m.ipr_mean[i]
+            )
+        })
+        .collect();
+    Ok(vec![figure(
+        "ipr.svg",
+        "Neurons' IPR over training",
+        plot::line_chart((620, 380), &axes, &lines, None),
+        format!(
+            "Per neuron, the inverse participation ratio (Doshi et al. 2024, r = 2) of its input weights' power over the non-constant frequencies (docs/analysis.md): 1 for a neuron on one frequency, about 2/m for a flat spectrum. Neurons per bin of width {:.2}; {}.",
+            1.0 / IPR_BINS as f64,
+            summary.join("; ")
         ),
     )?])
 }

@@ -12,7 +12,8 @@
 //!   by scatter-adding `dpre[i]` into rows `a_i` and `p + b_i` in row order;
 //! - the Grokfast filter, element by element; ⊥Grad, whose dot products are summed per piece
 //!   in `f64` and then over the pieces in piece order (two more barriers);
-//! - AdamW or SGD, element by element.
+//! - AdamW or SGD, element by element; or Muon, whose Newton–Schulz steps take each whole
+//!   matrix (small GEMMs), one matrix per thread after the team's step.
 //!
 //! # Threads
 //! The hidden units are cut into fixed pieces of at most [`MAX_UNITS_PER_PIECE`] units.
@@ -40,12 +41,13 @@
 //! detection); they round the same way at any vector width and no reduction is reordered, so
 //! the results are the same bits. The GEMMs are `gemm`'s, which picks its own kernels.
 
-use std::{marker::PhantomData, ops::Range};
+use std::{marker::PhantomData, ops::Range, sync::Mutex};
 
 use crate::model::MlpWeights;
 
 use super::{
     betas, bias_corrections,
+    method::{muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
     pool::{Pool, Team},
     Activation, EpochSums, FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState,
     PassSums, Rows, StackSetup, StepBackend,
@@ -312,6 +314,10 @@ impl HostStack {
                 orth: Parts::new(&mut s.orth),
             };
             self.pool.run(&|team: &Team| run_widest(&job, team));
+            if let Update::Muon(muon) = &update {
+                let g = [&self.scratch.g1[..], &self.scratch.g2[..]];
+                muon.step(m, g, shape, pieces, &self.pool);
+            }
             (m.held, m.oldest) = filter.after();
             self.scratch.pass.add_to(n, &mut m.sums.train);
         }
@@ -1095,6 +1101,8 @@ fn exp(x: f32) -> f32 {
 enum Update {
     AdamW(Adam),
     Sgd(Sgd),
+    /// Applied to the whole matrices after the team's work ([`Muon::step`]).
+    Muon(Muon),
 }
 
 impl Update {
@@ -1110,6 +1118,11 @@ impl Update {
                 momentum: momentum as f32,
                 nesterov,
             }),
+            Optimizer::Muon { momentum } => Update::Muon(Muon {
+                lr: hyper.lr,
+                decay: hyper.factors().1,
+                momentum: momentum as f32,
+            }),
         }
     }
 
@@ -1119,6 +1132,7 @@ impl Update {
         match self {
             Update::AdamW(adam) => adam.update(w, g, m1, m2),
             Update::Sgd(sgd) => sgd.update(w, g, m1),
+            Update::Muon(_) => {}
         }
     }
 }
@@ -1186,6 +1200,97 @@ impl Sgd {
             let g = if self.nesterov { g + mu * *b } else { *b };
             *w -= lr * g;
         }
+    }
+}
+
+/// One Muon step's factors for one member.
+struct Muon {
+    lr: f64,
+    /// `1 − lr·wd`.
+    decay: f32,
+    momentum: f32,
+}
+
+impl Muon {
+    /// Burn 0.21's `Muon` on member `m`'s two matrices from their final gradients `g` (in the
+    /// host layouts): the Nesterov momentum element by element, [`newton_schulz`] on each whole
+    /// matrix in Burn's shape (fc1 `[2p, h]`, fc2 `[h, p]`; one matrix per thread of `pool`, each
+    /// computed whole by one thread, so the thread count changes no bit), then
+    /// `w ← w·decay − lr·ratio · X`.
+    fn step(
+        &self,
+        m: &mut HostMember,
+        g: [&[f32]; 2],
+        (p, h): (usize, usize),
+        pieces: usize,
+        pool: &Pool,
+    ) {
+        let mu = self.momentum;
+        let momentum = |g: &[f32], buffer: &mut [f32]| -> Vec<f32> {
+            g.iter()
+                .zip(buffer.iter_mut())
+                .map(|(&g, b)| {
+                    *b = *b * mu + g;
+                    *b * mu + g
+                })
+                .collect()
+        };
+        // fc1's pieces hold column blocks of Burn's [2p, h]; the momentum is element-wise, so it
+        // runs in the host layout and only its result is gathered.
+        let u1 = fc1_from_pieces(&momentum(g[0], &mut m.m1_w1), (p, h), pieces);
+        let inputs = [
+            (crate::model::transpose(&u1, h, 2 * p), (2 * p, h)),
+            (momentum(g[1], &mut m.m1_w2), (h, p)),
+        ];
+        let outputs: [Mutex<Vec<f32>>; 2] = Default::default();
+        pool.run(&|team: &Team| {
+            for i in team.share(2) {
+                let (u, (rows, cols)) = &inputs[i];
+                *outputs[i].lock().expect("no panic while held") = newton_schulz(u, *rows, *cols);
+            }
+        });
+        let [x1, x2] = outputs.map(|x| x.into_inner().expect("no panic while held"));
+        let x1 = fc1_to_pieces(&crate::model::transpose(&x1, 2 * p, h), (p, h), pieces);
+        for (w, x, (rows, cols)) in [(&mut m.w1, x1, (2 * p, h)), (&mut m.w2, x2, (h, p))] {
+            let step = (self.lr * muon_lr_ratio(rows, cols)) as f32;
+            for (w, &x) in w.iter_mut().zip(&x) {
+                *w = *w * self.decay - x * step;
+            }
+        }
+    }
+}
+
+/// Burn 0.21's `zeropower_via_newtonschulz` of a row-major `[rows, cols]` matrix `u`: `X = u`
+/// (or `uᵀ` when `rows > cols`) over `max(‖u‖_F, 1e-7)`, then [`MUON_NS_STEPS`] steps of
+/// `A = X·Xᵀ`, `X ← a·X + (b·A + c·A²)·X`; returned in `u`'s shape.
+fn newton_schulz(u: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let tall = rows > cols;
+    let (r, c) = if tall { (cols, rows) } else { (rows, cols) };
+    let norm =
+        (u.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32).max(MUON_EPSILON);
+    let mut x: Vec<f32> = if tall {
+        crate::model::transpose(u, rows, cols)
+    } else {
+        u.to_vec()
+    };
+    x.iter_mut().for_each(|v| *v /= norm);
+    let (a, b, cc) = MUON_NS_COEFFICIENTS;
+    let (mut gram, mut square, mut bx) = (vec![0.0; r * r], vec![0.0; r * r], vec![0.0; r * c]);
+    for _ in 0..MUON_NS_STEPS {
+        matmul(&mut gram, (r, r, c), (&x, c, 1), (&x, 1, c));
+        matmul(&mut square, (r, r, r), (&gram, r, 1), (&gram, r, 1));
+        for (g, &s) in gram.iter_mut().zip(&square) {
+            *g = *g * b + s * cc;
+        }
+        matmul(&mut bx, (r, c, r), (&gram, r, 1), (&x, c, 1));
+        for (x, &y) in x.iter_mut().zip(&bx) {
+            *x = *x * a + y;
+        }
+    }
+    if tall {
+        crate::model::transpose(&x, r, c)
+    } else {
+        x
     }
 }
 
@@ -1465,7 +1570,18 @@ mod tests {
         assert!(one_sums.iter().map(|s| s.val.correct).sum::<usize>() > 0);
         let (other_one, other_sums) = train_on(1, shape, other);
         assert!(other_sums.iter().all(|s| s.train.loss_sum.is_finite()));
+        let muon = Method {
+            optimizer: Optimizer::Muon { momentum: 0.95 },
+            ..other
+        };
+        let (muon_one, muon_sums) = train_on(1, shape, muon);
         for threads in [2, 3] {
+            let (many, many_sums) = train_on(threads, shape, muon);
+            assert_eq!(
+                (many, many_sums),
+                (muon_one.clone(), muon_sums.clone()),
+                "Muon on {threads} threads"
+            );
             let (many, many_sums) = train_on(threads, shape, Method::default());
             assert_eq!(many, one, "weights on {threads} threads");
             assert_eq!(many_sums, one_sums, "sums on {threads} threads");
@@ -1479,6 +1595,37 @@ mod tests {
             .with_d_hidden(131)
             .init_weights(1);
         assert_ne!(one[0].fc2(), start.fc2());
+    }
+
+    /// Muon's Newton–Schulz steps take a matrix near its orthogonal polar factor: the singular
+    /// values of the result lie near 1 (Jordan et al.'s coefficients leave them in about
+    /// [0.7, 1.2]), in either orientation, and a zero gradient stays zero.
+    #[test]
+    fn newton_schulz_orthogonalises_wide_and_tall_matrices() {
+        let (rows, cols) = (6, 17);
+        let u: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+            .collect();
+        let wide = newton_schulz(&u, rows, cols);
+        // X·Xᵀ [rows, rows] near the identity.
+        let gram = naive(rows, rows, cols, &wide, &transpose(&wide, rows, cols));
+        for i in 0..rows {
+            for j in 0..rows {
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!(
+                    (gram[i * rows + j] - want).abs() < 0.45,
+                    "{i},{j}: {}",
+                    gram[i * rows + j]
+                );
+            }
+        }
+        // The tall orientation is the transpose's result, transposed.
+        let tall = newton_schulz(&transpose(&u, rows, cols), cols, rows);
+        assert_eq!(tall, transpose(&wide, rows, cols));
+        assert_eq!(newton_schulz(&[0.0; 6], 2, 3), vec![0.0; 6]);
+        // Scale-free: the norm is divided out.
+        let scaled: Vec<f32> = u.iter().map(|v| v * 1024.0).collect();
+        assert_eq!(newton_schulz(&scaled, rows, cols), wide);
     }
 
     fn naive(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f32> {

@@ -13,7 +13,10 @@
 //! - `orthograd`: Prieto et al.'s `OrthoGrad`, per weight matrix `g ← (g − (w·g / (w·w + 1e-30))
 //!   w) · ‖g‖ / (‖g_⊥‖ + 1e-30)`, after the filter;
 //! - [`Optimizer::Sgd`]: `torch.optim.SGD` with momentum and Nesterov (its weight decay is
-//!   PyTorch's: `g + wd·w`, coupled, where AdamW's is decoupled).
+//!   PyTorch's: `g + wd·w`, coupled, where AdamW's is decoupled);
+//! - [`Optimizer::Muon`]: Burn 0.21's `Muon` (Jordan et al. 2024): Nesterov momentum, then the
+//!   update orthogonalised by five Newton–Schulz steps, its learning rate scaled by the matrix's
+//!   shape, and decoupled weight decay.
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +102,16 @@ pub enum Optimizer {
         /// Nesterov momentum (needs μ > 0).
         nesterov: bool,
     },
+    /// Muon as Burn 0.21's `Muon` does it with its defaults, on each weight matrix `W` of
+    /// Burn's shape `[d_in, d_out]` (fc1 `[2p, h]`, fc2 `[h, p]`): the Nesterov momentum
+    /// `b ← μ·b + g`, `u = μ·b + g` (the first step's `b = g`); `X = u / max(‖u‖_F, 1e-7)`,
+    /// transposed when it has more rows than columns, then five Newton–Schulz steps `A = X·Xᵀ`,
+    /// `X ← a·X + (b·A + c·A²)·X` with `(a, b, c) = (3.4445, −4.775, 2.0315)`; and
+    /// `W ← W·(1 − lr·wd) − lr·√max(1, d_in/d_out) · X`.
+    Muon {
+        /// Momentum μ ≥ 0 (Burn's default 0.95), always Nesterov's.
+        momentum: f64,
+    },
 }
 
 impl Default for Optimizer {
@@ -114,6 +127,20 @@ impl Default for Optimizer {
 pub const GROKFAST_EMA_LAMBDA: f64 = 2.0;
 /// The MA filter's default λ (ironjr/grokfast).
 pub const GROKFAST_MA_LAMBDA: f64 = 5.0;
+/// Muon's default momentum (Burn 0.21's `MuonConfig`).
+pub const MUON_MOMENTUM: f64 = 0.95;
+/// Muon's Newton–Schulz coefficients `(a, b, c)` (Burn 0.21's `MuonConfig`, Jordan et al.'s).
+pub const MUON_NS_COEFFICIENTS: (f32, f32, f32) = (3.4445, -4.775, 2.0315);
+/// Muon's Newton–Schulz steps (Burn 0.21's default).
+pub const MUON_NS_STEPS: usize = 5;
+/// The least Frobenius norm Muon divides by (Burn 0.21's default ε).
+pub const MUON_EPSILON: f32 = 1e-7;
+
+/// Muon's learning-rate factor for a weight of Burn's shape `[rows, cols]` (Burn 0.21's
+/// `AdjustLrFn::Original`): `√max(1, rows / cols)`.
+pub fn muon_lr_ratio(rows: usize, cols: usize) -> f64 {
+    (rows as f64 / cols as f64).max(1.0).sqrt()
+}
 
 impl Loss {
     /// Every loss, in the order `--help` lists them.
@@ -143,11 +170,12 @@ impl Activation {
 }
 
 impl Optimizer {
-    /// The name, as `--optimizer` spells it: `adamw`, `sgd`.
+    /// The name, as `--optimizer` spells it: `adamw`, `sgd`, `muon`.
     pub fn name(self) -> &'static str {
         match self {
             Optimizer::AdamW { .. } => "adamw",
             Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Muon { .. } => "muon",
         }
     }
 }
@@ -224,6 +252,11 @@ impl Method {
                     return invalid("beta2", beta2, "it must be in [0, 1)");
                 }
             }
+            Optimizer::Muon { momentum } => {
+                if !(momentum.is_finite() && momentum >= 0.0) {
+                    return invalid("momentum", momentum, "it must be finite and non-negative");
+                }
+            }
             Optimizer::Sgd { momentum, nesterov } => {
                 if !(momentum.is_finite() && momentum >= 0.0) {
                     return invalid("momentum", momentum, "it must be finite and non-negative");
@@ -290,6 +323,7 @@ impl Method {
                 "sgd(momentum {momentum}{})",
                 if nesterov { ", nesterov" } else { "" }
             ),
+            Optimizer::Muon { momentum } => format!("muon(momentum {momentum})"),
         });
         parts.join(", ")
     }

@@ -72,7 +72,8 @@ mod reference;
 
 pub use host::{host_threads, MAX_UNITS_PER_PIECE, ROWS_PER_PIECE};
 pub use method::{
-    Activation, Grokfast, Loss, Method, Optimizer, GROKFAST_EMA_LAMBDA, GROKFAST_MA_LAMBDA,
+    muon_lr_ratio, Activation, Grokfast, Loss, Method, Optimizer, GROKFAST_EMA_LAMBDA,
+    GROKFAST_MA_LAMBDA, MUON_EPSILON, MUON_MOMENTUM, MUON_NS_COEFFICIENTS, MUON_NS_STEPS,
 };
 
 #[cfg(any(feature = "wgpu", feature = "vulkan", feature = "cuda"))]
@@ -163,7 +164,7 @@ impl Hyper {
 pub fn betas(method: &Method) -> (f32, f32) {
     match method.optimizer {
         Optimizer::AdamW { beta1, beta2 } => (beta1 as f32, beta2 as f32),
-        Optimizer::Sgd { .. } => (0.9, 0.999),
+        Optimizer::Sgd { .. } | Optimizer::Muon { .. } => (0.9, 0.999),
     }
 }
 

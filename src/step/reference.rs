@@ -34,9 +34,10 @@ use burn::{
 use crate::model::{to_vec, transpose, MlpWeights};
 
 use super::{
-    betas, bias_corrections, unstack, unstack_adam, unstack_weights, Activation, EpochSums,
-    FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState, PassSums, Rows,
-    StackSetup, StepBackend,
+    betas, bias_corrections,
+    method::{muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    unstack, unstack_adam, unstack_weights, Activation, EpochSums, FilterState, Grokfast, Hyper,
+    Loss, Method, Optimizer, OptimizerState, PassSums, Rows, StackSetup, StepBackend,
 };
 
 /// A stack as Burn tensors on `B`'s device.
@@ -52,6 +53,8 @@ pub struct ReferenceStack<B: Backend> {
     factors: [Tensor<B, 3>; 3],
     /// `[K, 1, 1]`: weight decay per member (SGD's).
     weight_decay: Tensor<B, 3>,
+    /// Each member's hyperparameters (Muon's learning rate per matrix).
+    hyper: Vec<Hyper>,
     methods: Vec<Method>,
     choices: Choices<B>,
     /// The EMA filter's values of fc1 and fc2 (`None` if no member has one).
@@ -85,6 +88,8 @@ struct Choices<B: Backend> {
     adam: Option<(Tensor<B, 3>, [Tensor<B, 3>; 4])>,
     /// SGD's mask, momentum and Nesterov mask.
     sgd: Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)>,
+    /// Muon's mask and momentum.
+    muon: Option<(Tensor<B, 3>, Tensor<B, 3>)>,
 }
 
 /// A `[K, 1, 1]` tensor of one value per member.
@@ -119,6 +124,11 @@ impl<B: Backend> Choices<B> {
         let is_ma = |m: &Method| matches!(m.grokfast, Some(Grokfast::Ma { .. }));
         let is_adam = |m: &Method| matches!(m.optimizer, Optimizer::AdamW { .. });
         let is_sgd = |m: &Method| matches!(m.optimizer, Optimizer::Sgd { .. });
+        let muon = |m: &Method| match m.optimizer {
+            Optimizer::Muon { momentum } => momentum as f32,
+            _ => 0.0,
+        };
+        let is_muon = |m: &Method| matches!(m.optimizer, Optimizer::Muon { .. });
         Self {
             loss: Loss::ALL.map(|loss| mask(&|m| m.loss == loss)),
             activation: Activation::ALL.map(|act| mask(&|m| m.activation == act)),
@@ -149,6 +159,7 @@ impl<B: Backend> Choices<B> {
                     values(&|m| sgd(m).1 as u8 as f32),
                 )
             }),
+            muon: mask(&is_muon).map(|mask| (mask, values(&muon))),
         }
     }
 }
@@ -388,6 +399,7 @@ impl<B: Backend> ReferenceStack<B> {
                 },
             ],
             factors: factor_tensors(&hyper, device),
+            hyper: hyper.clone(),
             weight_decay: column(hyper.iter().map(|h| h.weight_decay as f32), device),
             choices: Choices::new(&methods, device),
             methods,
@@ -524,24 +536,97 @@ impl<B: Backend> ReferenceStack<B> {
                 + buffer.clone() * (nesterov.clone().neg() + 1.0);
             (mask, buffer, weight.clone() - step * lr.clone())
         });
-        match (adam, sgd) {
-            (Some((_, first, second, weight)), None) => {
-                (moments.first, moments.second) = (first, second);
-                weight
+        let muon = self.choices.muon.as_ref().map(|(mask, momentum)| {
+            // Burn's Nesterov momentum: `b ← μ·b + g` (the first step's `b = g`), `μ·b + g`.
+            let buffer = moments.first.clone() * momentum.clone() + grad.clone();
+            let update = newton_schulz(buffer.clone() * momentum.clone() + grad.clone());
+            let [_, rows, cols] = weight.dims();
+            let device = weight.device();
+            let step = column::<B>(
+                self.hyper
+                    .iter()
+                    .map(|h| (h.lr * muon_lr_ratio(rows, cols)) as f32),
+                &device,
+            );
+            (
+                mask,
+                buffer,
+                weight.clone().mul(decay.clone()) - update.mul(step),
+            )
+        });
+        let adam_mask = adam.as_ref().map(|(mask, ..)| (*mask).clone());
+        let made: Vec<Outcome<'_, B>> = [
+            adam.map(|(mask, first, second, weight)| (mask, first, Some(second), weight)),
+            sgd.map(|(mask, buffer, weight)| (mask, buffer, None, weight)),
+            muon.map(|(mask, buffer, weight)| (mask, buffer, None, weight)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if made.len() == 1 {
+            let (_, first, second, weight) = made.into_iter().next().expect("one optimiser");
+            moments.first = first;
+            if let Some(second) = second {
+                moments.second = second;
             }
-            (None, Some((_, buffer, weight))) => {
-                moments.first = buffer;
-                weight
-            }
-            (Some((adam, first, second, w_adam)), Some((sgd, buffer, w_sgd))) => {
-                moments.first = first * adam.clone() + buffer * sgd.clone();
-                moments.second = second * adam.clone();
-                w_adam * adam.clone() + w_sgd * sgd.clone()
-            }
-            (None, None) => unreachable!("every member has an optimiser"),
+            return weight;
         }
+        // Mixed optimisers: each member keeps its own's moments and weights (masks are 0/1).
+        let mut firsts = Vec::new();
+        let mut weights = Vec::new();
+        for (mask, first, second, weight) in made {
+            firsts.push(first * mask.clone());
+            weights.push(weight * mask.clone());
+            if let (Some(second), Some(adam)) = (second, &adam_mask) {
+                moments.second = second * adam.clone();
+            }
+        }
+        let sum = |v: Vec<Tensor<B, 3>>| v.into_iter().reduce(|a, b| a + b).expect("two or more");
+        moments.first = sum(firsts);
+        sum(weights)
     }
 }
+
+/// Burn 0.21's `zeropower_via_newtonschulz` of each member's `[rows, cols]` matrix: `X = u`
+/// (or `uᵀ` when `rows > cols`) over `max(‖u‖_F, 1e-7)`, then five steps of `A = X·Xᵀ`,
+/// `X ← a·X + (b·A + c·A²)·X`; in `u`'s shape.
+///
+/// # Shapes
+/// `u: [K, rows, cols]` -> `[K, rows, cols]`.
+fn newton_schulz<B: Backend>(u: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [_, rows, cols] = u.dims();
+    let tall = rows > cols;
+    let x = if tall { u.swap_dims(1, 2) } else { u };
+    let norm = x
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(MUON_EPSILON);
+    let mut x = x / norm;
+    let (a, b, c) = MUON_NS_COEFFICIENTS;
+    for _ in 0..MUON_NS_STEPS {
+        let gram = x.clone().matmul(x.clone().swap_dims(1, 2));
+        let square = gram.clone().matmul(gram.clone());
+        let combined = gram.mul_scalar(b).add(square.mul_scalar(c));
+        x = x.clone().mul_scalar(a).add(combined.matmul(x));
+    }
+    if tall {
+        x.swap_dims(1, 2)
+    } else {
+        x
+    }
+}
+
+/// One optimiser's result for the members it is chosen for: their mask, the new first moment,
+/// the new second moment (AdamW's), the new weights.
+type Outcome<'a, B> = (
+    &'a Tensor<B, 3>,
+    Tensor<B, 3>,
+    Option<Tensor<B, 3>>,
+    Tensor<B, 3>,
+);
 
 /// `[K, 1, 1]` tensors of each member's lr, `1 − lr·wd` and ε.
 fn factor_tensors<B: Backend>(hyper: &[Hyper], device: &B::Device) -> [Tensor<B, 3>; 3] {
@@ -681,6 +766,7 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
         assert_eq!(hyper.len(), stack.k(), "one Hyper per member");
         let device = stack.device();
         stack.factors = factor_tensors(hyper, &device);
+        stack.hyper = hyper.to_vec();
         stack.weight_decay = column(hyper.iter().map(|h| h.weight_decay as f32), &device);
     }
 }

@@ -36,6 +36,7 @@ use crate::{
     error::{Error, Result},
     model::MlpWeights,
     operation::Operation,
+    step::Method,
     train::{
         shape_key, Control, Engine, Ensemble, EpochMetrics, History, TrainBackend, Trainer,
         TrainingConfig,
@@ -61,6 +62,12 @@ pub struct Grid {
     /// Operations.
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// The step's methods ([`Method`]: loss, activation, filters, optimiser).
+    #[serde(default)]
+    pub methods: Vec<Method>,
+    /// Label-noise fractions.
+    #[serde(default)]
+    pub label_noises: Vec<f64>,
 }
 
 /// One model of a grid: its number in the whole grid and its configuration.
@@ -86,6 +93,8 @@ impl Grid {
             self.train_fractions.len(),
             self.hiddens.len(),
             self.operations.len(),
+            self.methods.len(),
+            self.label_noises.len(),
         ]
         .iter()
         .try_fold(1usize, |n, &len| n.checked_mul(len.max(1)))
@@ -101,11 +110,13 @@ impl Grid {
             train_fractions: Vec::new(),
             hiddens: Vec::new(),
             operations: Vec::new(),
+            methods: Vec::new(),
+            label_noises: Vec::new(),
         }
     }
 
-    /// Every combination, numbered from 0 in a fixed order: operation, width, then train
-    /// fraction, weight decay, learning rate, and seed fastest.
+    /// Every combination, numbered from 0 in a fixed order: operation, width, method, label
+    /// noise, then train fraction, weight decay, learning rate, and seed fastest.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] if the grid holds more than [`Grid::MAX_POINTS`] models; the first
@@ -132,23 +143,29 @@ impl Grid {
         let mut points = Vec::new();
         for &operation in &or(&self.operations, base.operation) {
             for &hidden in &or(&self.hiddens, base.model.d_hidden) {
-                for &fraction in &or(&self.train_fractions, base.train_fraction) {
-                    for &decay in &or(&self.weight_decays, base.weight_decay) {
-                        for &lr in &or(&self.lrs, base.lr) {
-                            for &seed in &or(&self.seeds, base.seed) {
-                                let config = base
-                                    .clone()
-                                    .with_model(base.model.clone().with_d_hidden(hidden))
-                                    .with_train_fraction(fraction)
-                                    .with_weight_decay(decay)
-                                    .with_lr(lr)
-                                    .with_seed(seed)
-                                    .with_operation(operation);
-                                config.validate()?;
-                                points.push(GridPoint {
-                                    index: points.len(),
-                                    config,
-                                });
+                for &method in &or(&self.methods, base.method) {
+                    for &noise in &or(&self.label_noises, base.label_noise) {
+                        for &fraction in &or(&self.train_fractions, base.train_fraction) {
+                            for &decay in &or(&self.weight_decays, base.weight_decay) {
+                                for &lr in &or(&self.lrs, base.lr) {
+                                    for &seed in &or(&self.seeds, base.seed) {
+                                        let config = base
+                                            .clone()
+                                            .with_model(base.model.clone().with_d_hidden(hidden))
+                                            .with_method(method)
+                                            .with_label_noise(noise)
+                                            .with_train_fraction(fraction)
+                                            .with_weight_decay(decay)
+                                            .with_lr(lr)
+                                            .with_seed(seed)
+                                            .with_operation(operation);
+                                        config.validate()?;
+                                        points.push(GridPoint {
+                                            index: points.len(),
+                                            config,
+                                        });
+                                    }
+                                }
                             }
                         }
                     }
@@ -229,6 +246,13 @@ pub struct ModelResult {
     pub weight_decay: f64,
     /// Learning rate.
     pub lr: f64,
+    /// Label-noise fraction (0 in files written before there was a choice).
+    #[serde(default)]
+    pub label_noise: f64,
+    /// The step's method, as [`Method::describe`] writes it (the notebook's in files written
+    /// before there was a choice).
+    #[serde(default = "default_method_name")]
+    pub method: String,
     /// Epochs trained.
     pub epochs: usize,
     /// First epoch with validation accuracy at least 0.99 (`None`: never).
@@ -271,6 +295,8 @@ impl ModelResult {
             train_fraction: c.train_fraction,
             weight_decay: c.weight_decay,
             lr: c.lr,
+            label_noise: c.label_noise,
+            method: c.method.describe(),
             epochs: history.epochs.len(),
             grok_epoch: history.grok_epoch(),
             train_loss: last.train_loss,
@@ -280,6 +306,11 @@ impl ModelResult {
             steady_epoch_seconds,
         }
     }
+}
+
+/// [`Method::describe`] of the notebook's method, for rows written before there was a choice.
+fn default_method_name() -> String {
+    Method::default().describe()
 }
 
 /// How a sweep trains its models.

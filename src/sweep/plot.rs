@@ -8,12 +8,12 @@ use crate::operation::Operation;
 use crate::report::plot::{sequential, whole_tick, PlotResult, PALETTE};
 
 /// A swept hyperparameter: its name, the grid's values, and a result's value.
-struct Axis {
+struct Axis<'a> {
     name: &'static str,
     values: Vec<f64>,
-    /// Labels of the values where they are not numbers (operations).
+    /// Labels of the values where they are not numbers (operations, methods).
     names: Option<Vec<String>>,
-    of: fn(&ModelResult) -> f64,
+    of: Box<dyn Fn(&ModelResult) -> f64 + 'a>,
 }
 
 /// An operation as a number: its place in [`Operation::BUILT_IN`], or one past them for a custom
@@ -25,9 +25,10 @@ fn operation_code(operation: &Operation) -> f64 {
         .unwrap_or(Operation::BUILT_IN.len()) as f64
 }
 
-/// The swept hyperparameters with more than one value, in the order operation, train fraction,
-/// weight decay, learning rate, width.
-fn swept_axes(grid: &Grid) -> Vec<Axis> {
+/// The swept hyperparameters with more than one value, in the order operation, method, label
+/// noise, train fraction, weight decay, learning rate, width.
+fn swept_axes(grid: &Grid) -> Vec<Axis<'_>> {
+    let methods: Vec<String> = grid.methods.iter().map(|m| m.describe()).collect();
     let axes = [
         Axis {
             name: "operation",
@@ -38,31 +39,48 @@ fn swept_axes(grid: &Grid) -> Vec<Axis> {
                     .map(|o| o.name().to_string())
                     .collect(),
             ),
-            of: |r| operation_code(&r.operation),
+            of: Box::new(|r| operation_code(&r.operation)),
+        },
+        Axis {
+            name: "method",
+            values: (0..methods.len()).map(|i| i as f64).collect(),
+            names: Some(methods.clone()),
+            of: Box::new(move |r| {
+                methods
+                    .iter()
+                    .position(|m| *m == r.method)
+                    .map_or(f64::NAN, |i| i as f64)
+            }),
+        },
+        Axis {
+            name: "label noise",
+            values: grid.label_noises.clone(),
+            names: None,
+            of: Box::new(|r| r.label_noise),
         },
         Axis {
             name: "train fraction",
             values: grid.train_fractions.clone(),
             names: None,
-            of: |r| r.train_fraction,
+            of: Box::new(|r| r.train_fraction),
         },
         Axis {
             name: "weight decay",
             values: grid.weight_decays.clone(),
             names: None,
-            of: |r| r.weight_decay,
+            of: Box::new(|r| r.weight_decay),
         },
         Axis {
             name: "learning rate",
             values: grid.lrs.clone(),
             names: None,
-            of: |r| r.lr,
+            of: Box::new(|r| r.lr),
         },
         Axis {
             name: "hidden",
             values: grid.hiddens.iter().map(|&h| h as f64).collect(),
             names: None,
-            of: |r| r.hidden as f64,
+            of: Box::new(|r| r.hidden as f64),
         },
     ];
     axes.into_iter().filter(|a| a.values.len() > 1).collect()
@@ -324,6 +342,8 @@ mod tests {
             train_fraction: 0.5,
             weight_decay: 1.0,
             lr: 1e-3,
+            label_noise: 0.0,
+            method: "adamw(β 0.9, 0.999)".into(),
             epochs: 300,
             grok_epoch,
             train_loss: 0.0,

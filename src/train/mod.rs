@@ -31,6 +31,7 @@
 
 pub mod checkpoint;
 mod ensemble;
+pub mod open;
 
 use std::{cell::OnceCell, ops::Range};
 

@@ -99,6 +99,9 @@ const BAD_ARGUMENTS: &[(&[&str], &str)] = &[
     (&["--optimizer", "sgd", "--nesterov"], "momentum"),
     (&["--optimizer", "sgd", "--beta1", "0.8"], "AdamW's"),
     (&["--momentum", "0.9"], "SGD's"),
+    (&["--optimizer", "muon", "--momentum", "nan"], "momentum"),
+    (&["--optimizer", "muon", "--nesterov"], "always Nesterov"),
+    (&["--optimizer", "muon", "--beta2", "0.99"], "AdamW's"),
     (&["--label-noise", "1"], "label-noise"),
     (&["--label-noise", "nan"], "label-noise"),
 ];
@@ -289,6 +292,54 @@ fn analyze_writes_a_summary_or_one_error_line() {
 
 fn sweep_cli() -> Command {
     common::example("sweep")
+}
+
+/// The method flags are sweep axes: every combination is a model of one batched program, named
+/// in sweep.csv's `method` column and on the phase diagram's axis; `grok` takes one of each.
+#[test]
+fn a_sweep_over_methods_records_and_draws_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("methods");
+    let result = sweep_cli()
+        .args([
+            "--p", "11", "--hidden", "8", "--seeds", "1", "--epochs", "2",
+        ])
+        .args(["--optimizer", "adamw,muon", "--orthograd", "false,true"])
+        .args(["--label-noise", "0,0.2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_succeeded(&result);
+    let mut reader = csv::Reader::from_path(out.join("sweep.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (method, noise) = (column("method"), column("label_noise"));
+    let rows: Vec<(String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[method].to_owned(), r[noise].to_owned())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("adamw(β 0.9, 0.999)", "0.0"),
+            ("adamw(β 0.9, 0.999)", "0.2"),
+            ("muon(momentum 0.95)", "0.0"),
+            ("muon(momentum 0.95)", "0.2"),
+            ("orthograd, adamw(β 0.9, 0.999)", "0.0"),
+            ("orthograd, adamw(β 0.9, 0.999)", "0.2"),
+            ("orthograd, muon(momentum 0.95)", "0.0"),
+            ("orthograd, muon(momentum 0.95)", "0.2"),
+        ]
+        .map(|(m, n)| (m.to_owned(), n.to_owned()))
+    );
+    let svg = std::fs::read_to_string(out.join("phase_diagram.svg")).unwrap();
+    for label in ["method", "label noise", "orthograd, muon(momentum 0.95)"] {
+        assert!(svg.contains(label), "phase diagram axis: {label:?}");
+    }
+    fails_with_one_line(&["--optimizer", "adamw,sgd"], "one value per method flag");
 }
 
 /// `--operation` is a sweep axis: one row per operation in sweep.csv, and the phase diagram's

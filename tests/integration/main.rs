@@ -14,6 +14,7 @@ mod io;
 mod methods;
 mod model;
 mod notebook_model;
+mod open;
 mod operations;
 mod progress;
 mod report;

@@ -68,6 +68,16 @@ fn methods() -> Vec<Method> {
             optimizer: adam(0.8, 0.95),
             ..Method::default()
         },
+        // Muon: fc1 [26, 131] is wide, fc2 [131, 13] tall (transposed, lr × √(131/13)).
+        Method {
+            activation: Activation::Square,
+            grokfast: Some(Grokfast::Ema {
+                alpha: 0.8,
+                lambda: 1.0,
+            }),
+            optimizer: Optimizer::Muon { momentum: 0.95 },
+            ..Method::default()
+        },
     ]
 }
 
@@ -80,6 +90,7 @@ fn configs() -> Vec<TrainingConfig> {
             // SGD needs a larger step to move in six epochs.
             match method.optimizer {
                 Optimizer::Sgd { .. } => config.with_lr(0.5).with_weight_decay(1e-3),
+                Optimizer::Muon { .. } => config.with_lr(0.02).with_weight_decay(0.1),
                 Optimizer::AdamW { .. } => config,
             }
         })
@@ -146,7 +157,7 @@ fn a_member_of_a_mixed_stack_trains_as_it_would_alone() {
     let device = Default::default();
     let mut stack = Ensemble::<CpuAutodiff>::new(&configs, &device).unwrap();
     stack.run(|_| {});
-    for k in [1, 2] {
+    for k in [1, 2, 5] {
         let mut solo = Trainer::<CpuAutodiff>::new(&configs[k], &device).unwrap();
         for _ in 0..configs[k].epochs {
             solo.run_epoch();

@@ -5,7 +5,7 @@ use crate::common;
 
 use common::fixture;
 use grokking::{
-    analysis::progress::{gini, progress_measures, ProgressMeasures},
+    analysis::progress::{frequency_power, gini, ipr, progress_measures, ProgressMeasures},
     io::{self, snapshots::Snapshots},
     MlpConfig, Operation, TrainingConfig,
 };
@@ -61,6 +61,19 @@ fn gini_is_zero_for_equal_values_and_near_one_for_one() {
     assert!((gini(&[1.0, 3.0]) - 0.25).abs() < 1e-15);
 }
 
+/// One frequency holding all the non-constant power gives 1, `n` equal ones `1/n`; the constant
+/// term is left out, and a neuron without non-constant power gives 0.
+#[test]
+fn ipr_counts_the_frequencies_that_share_the_power() {
+    assert_eq!(ipr(&[5.0, 0.0, 3.0, 0.0]), 1.0);
+    assert_eq!(ipr(&[0.0, 2.0, 2.0, 2.0, 2.0]), 0.25);
+    assert_eq!(ipr(&[7.0, 0.0, 0.0]), 0.0);
+    let cosine: Vec<f64> = (0..23)
+        .map(|x| (2.0 * std::f64::consts::PI * 4.0 * x as f64 / 23.0 + 0.3).cos() + 0.5)
+        .collect();
+    assert!((ipr(&frequency_power(&cosine)) - 1.0).abs() < 1e-12);
+}
+
 fn measures_of(value: &Value, name: &str) -> Vec<f64> {
     value[name]
         .as_array()
@@ -103,6 +116,7 @@ fn the_measures_agree_with_the_numpy_reference_to_1e_6() {
         "weight_norm",
         "single_frequency_share",
         "replaced_accuracy",
+        "ipr_mean",
     ] {
         let (a, b) = (measures_of(&json, name), measures_of(&expected, name));
         assert_eq!(a.len(), b.len(), "{name}");
@@ -112,6 +126,23 @@ fn the_measures_agree_with_the_numpy_reference_to_1e_6() {
                 "{name}[{i}]: {x} vs {y}"
             );
         }
+    }
+    let per_neuron = |v: &Value| -> Vec<f64> {
+        v["ipr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect()
+    };
+    let (a, b) = (per_neuron(&json), per_neuron(&expected));
+    assert_eq!(a.len(), 10 * 48);
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-6 * x.abs().max(1e-6),
+            "ipr[{i}]: {x} vs {y}"
+        );
     }
 }
 

@@ -401,8 +401,10 @@ fn a_run_keeps_snapshots_and_their_analysis_measures_them() {
     assert_eq!(from_run["basis"], "identity, b negated");
     assert_eq!(found.summary.operation, Operation::Sub);
     assert!(analysed.join("figures/dynamics.svg").exists());
+    assert!(analysed.join("figures/ipr.svg").exists());
     let page = std::fs::read_to_string(analysed.join("report.html")).unwrap();
     assert!(page.contains("Training dynamics"));
+    assert!(page.contains("inverse participation ratio"));
     assert!(page.contains("(a - b) mod p"));
     // A mismatched operation is refused, before anything is written.
     let add = AnalyzeOptions {

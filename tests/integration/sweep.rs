@@ -194,9 +194,14 @@ fn merging_shards_equals_the_unsharded_sweep() {
         .as_object_mut()
         .unwrap()
         .remove("operation");
-    old["grid"].as_object_mut().unwrap().remove("operations");
+    // ... and before methods and label noise: the notebook's step, clean labels.
+    for axis in ["operations", "methods", "label_noises"] {
+        old["grid"].as_object_mut().unwrap().remove(axis);
+    }
     for result in old["results"].as_array_mut().unwrap() {
-        result.as_object_mut().unwrap().remove("operation");
+        for column in ["operation", "method", "label_noise"] {
+            result.as_object_mut().unwrap().remove(column);
+        }
     }
     let old_path = dir.path().join("old.json");
     std::fs::write(&old_path, old.to_string()).unwrap();
@@ -208,8 +213,8 @@ fn merging_shards_equals_the_unsharded_sweep() {
     assert_eq!(
         csv.lines().next(),
         Some(
-            "index,seed,operation,p,hidden,train_fraction,weight_decay,lr,epochs,grok_epoch,\
-             train_loss,val_loss,train_acc,val_acc,steady_epoch_seconds"
+            "index,seed,operation,p,hidden,train_fraction,weight_decay,lr,label_noise,method,\
+             epochs,grok_epoch,train_loss,val_loss,train_acc,val_acc,steady_epoch_seconds"
         )
     );
     let svg = std::fs::read_to_string(out.join("phase_diagram.svg")).unwrap();
