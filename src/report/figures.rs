@@ -569,10 +569,11 @@ fn ipr_distribution(m: &ProgressMeasures) -> Result<Vec<Figure>> {
         .map(|&i| {
             let mut sorted = m.ipr[i].clone();
             sorted.sort_by(f64::total_cmp);
+            let n = sorted.len();
             format!(
                 "epoch {}: median {:.3}, mean {:.3}",
                 m.epochs[i],
-                sorted[sorted.len() / 2],
+                (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0,
                 m.ipr_mean[i]
             )
         })
@@ -582,7 +583,7 @@ fn ipr_distribution(m: &ProgressMeasures) -> Result<Vec<Figure>> {
         "Neurons' IPR over training",
         plot::line_chart((620, 380), &axes, &lines, None),
         format!(
-            "Per neuron, the inverse participation ratio (Doshi et al. 2024, r = 2) of its input weights' power over the non-constant frequencies (docs/analysis.md): 1 for a neuron on one frequency, about 2/m for a flat spectrum. Neurons per bin of width {:.2}; {}.",
+            "Per neuron, the inverse participation ratio (Doshi et al. 2024, r = 2) of its input weights' power over the non-constant frequencies (docs/dynamics.md): 1 for a neuron on one frequency, about 2/m for a flat spectrum. Neurons per bin of width {:.2}; {}.",
             1.0 / IPR_BINS as f64,
             summary.join("; ")
         ),

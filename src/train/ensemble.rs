@@ -338,35 +338,13 @@ impl<B: TrainBackend> Ensemble<B> {
         }
         let weights = self.weights();
         for (k, weights) in weights.iter().enumerate() {
-            let noise = &self.noise[k];
-            if noise.positions.is_empty() {
-                continue;
-            }
-            let (data, config) = (&self.data[k], &self.configs[k]);
-            let network = HostNetwork::with_activation(weights, config.method.activation);
-            let rows: Vec<u32> = noise
-                .positions
-                .iter()
-                .map(|&i| data.train_rows()[i])
-                .collect();
-            let logits = network.logits_of(data, &rows);
-            let (mut wrong, mut true_label) = (0usize, 0usize);
-            for ((row, &label), logits) in rows
-                .iter()
-                .zip(&noise.labels)
-                .zip(logits.chunks_exact(data.p()))
-            {
-                let predicted = first_argmax(logits);
-                wrong += (predicted == label as usize) as usize;
-                true_label += (predicted == data.label(*row)) as usize;
-            }
-            let n = rows.len() as f64;
-            let history = &mut self.histories[k];
-            for (name, hits) in [("corrupted_acc", wrong), ("corrupted_true_acc", true_label)] {
-                history
-                    .record(name, hits as f64 / n)
-                    .expect("a valid name, after an epoch");
-            }
+            let activation = self.configs[k].method.activation;
+            record_corrupted_accuracy(
+                &mut self.histories[k],
+                &self.data[k],
+                &self.noise[k],
+                &HostNetwork::with_activation(weights, activation),
+            );
         }
     }
 
@@ -385,5 +363,41 @@ fn hyper(config: &TrainingConfig) -> Hyper {
         lr: config.lr,
         weight_decay: config.weight_decay,
         epsilon: config.adam_epsilon,
+    }
+}
+
+/// Records the corrupted rows' accuracy on their wrong labels (`corrupted_acc`) and on their
+/// true ones (`corrupted_true_acc`) for the last epoch of `history`, from `network` on the host
+/// in `f64`; nothing for a run without noise.
+pub(crate) fn record_corrupted_accuracy(
+    history: &mut History,
+    data: &ModularDataset,
+    noise: &LabelNoise,
+    network: &HostNetwork,
+) {
+    if noise.positions.is_empty() {
+        return;
+    }
+    let rows: Vec<u32> = noise
+        .positions
+        .iter()
+        .map(|&i| data.train_rows()[i])
+        .collect();
+    let logits = network.logits_of(data, &rows);
+    let (mut wrong, mut true_label) = (0usize, 0usize);
+    for ((row, &label), logits) in rows
+        .iter()
+        .zip(&noise.labels)
+        .zip(logits.chunks_exact(data.p()))
+    {
+        let predicted = first_argmax(logits);
+        wrong += (predicted == label as usize) as usize;
+        true_label += (predicted == data.label(*row)) as usize;
+    }
+    let n = rows.len() as f64;
+    for (name, hits) in [("corrupted_acc", wrong), ("corrupted_true_acc", true_label)] {
+        history
+            .record(name, hits as f64 / n)
+            .expect("a valid name, after an epoch");
     }
 }

@@ -56,10 +56,14 @@ use burn::{
 };
 
 use crate::{
-    data::{ModularDataset, Split},
+    analysis::evaluate::HostNetwork,
+    data::{LabelNoise, ModularDataset, Split},
     error::Result,
     model::Mlp,
-    train::{batches, Control, EpochMetrics, EpochObserver, History, Trained, TrainingConfig},
+    train::{
+        batches, ensemble::record_corrupted_accuracy, Control, EpochMetrics, EpochObserver,
+        History, Trained, TrainingConfig,
+    },
 };
 
 /// The loss of a batch: per-row losses `[n]` from the logits `[n, p]` and labels `[n]`; the step
@@ -98,8 +102,10 @@ pub struct OpenTrainer<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> {
     /// `[n_train, 2]`, `[n_train]`: the training split in its order, labels with the noise.
     train: (Tensor<B, 2, Int>, Tensor<B, 1, Int>),
     val: (Tensor<B, 2, Int>, Tensor<B, 1, Int>),
+    noise: LabelNoise,
     history: History,
-    started: Instant,
+    /// Seconds spent in `run_epoch` so far (the observers' time left out, as `Trainer`'s).
+    seconds: f64,
 }
 
 impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
@@ -136,8 +142,9 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
             hook: None,
             train: (train.pairs, train_labels),
             val: (val.pairs, val.labels),
+            noise,
             history: History::default(),
-            started: Instant::now(),
+            seconds: 0.0,
         })
     }
 
@@ -179,8 +186,10 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
 
     /// One epoch: a step per batch (the loss and accuracy of each batch taken before its step),
     /// then the validation rows. Returns its metrics; `train_loss` and `val_loss` are the
-    /// caller's loss.
+    /// caller's loss. With label noise the history also gets `Trainer`'s `corrupted_acc` and
+    /// `corrupted_true_acc` columns.
     pub fn run_epoch(&mut self) -> EpochMetrics {
+        let started = Instant::now();
         let (pairs, labels) = self.train.clone();
         let n_train = labels.dims()[0];
         let device = labels.device();
@@ -226,11 +235,14 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
             val_loss: scalar(val_loss) / n_val as f64,
             train_acc: scalar(correct) / n_train as f64,
             val_acc: scalar(val_correct) / n_val as f64,
-            seconds: self.started.elapsed().as_secs_f64(),
+            seconds: self.seconds + started.elapsed().as_secs_f64(),
             softmax_collapse: scalar(collapsed) / n_train as f64,
             weight_norm: scalar(weight_sq).sqrt(),
         };
+        self.seconds = metrics.seconds;
         self.history.epochs.push(metrics);
+        let network = HostNetwork::new(&model.weights());
+        record_corrupted_accuracy(&mut self.history, &self.data, &self.noise, &network);
         metrics
     }
 

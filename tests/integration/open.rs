@@ -3,12 +3,13 @@
 #![cfg(feature = "flex")]
 
 use burn::{
-    optim::{AdamWConfig, GradientsParams, SgdConfig},
+    optim::{decay::WeightDecayConfig, AdamWConfig, GradientsParams, MuonConfig, SgdConfig},
     tensor::{Int, Tensor},
 };
 use grokking::{
+    step::Optimizer,
     train::open::{cross_entropy, OpenTrainer},
-    Control, EpochMetrics, MlpConfig, Trainer, TrainingConfig,
+    Control, EpochMetrics, History, Method, MlpConfig, Trainer, TrainingConfig,
 };
 
 use crate::common::CpuAutodiff;
@@ -23,6 +24,25 @@ fn config() -> TrainingConfig {
         .with_epochs(5)
         .with_lr(1e-2)
         .with_seed(3)
+}
+
+/// Epoch by epoch, the same epochs with losses and weight norms within 1e-3 relative.
+fn assert_losses_agree(open: &History, built_in: &History) {
+    assert_eq!(open.epochs.len(), built_in.epochs.len());
+    for (a, b) in open.epochs.iter().zip(&built_in.epochs) {
+        assert_eq!(a.epoch, b.epoch);
+        for (x, y, what) in [
+            (a.train_loss, b.train_loss, "train_loss"),
+            (a.val_loss, b.val_loss, "val_loss"),
+            (a.weight_norm, b.weight_norm, "weight_norm"),
+        ] {
+            assert!(
+                (x - y).abs() <= 1e-3 * y.abs(),
+                "epoch {}: {what} {x} vs {y}",
+                a.epoch
+            );
+        }
+    }
 }
 
 /// With cross-entropy and Burn's AdamW at the config's hyperparameters, the open loop trains as
@@ -44,19 +64,8 @@ fn with_cross_entropy_and_adamw_it_trains_as_the_trainer_does() {
         .run(|_: &EpochMetrics| Control::Continue);
     assert_eq!(open.data.train_rows(), built_in.data.train_rows());
     assert_eq!(open.history.epochs.len(), 5);
+    assert_losses_agree(&open.history, &built_in.history);
     for (a, b) in open.history.epochs.iter().zip(&built_in.history.epochs) {
-        assert_eq!(a.epoch, b.epoch);
-        for (x, y, what) in [
-            (a.train_loss, b.train_loss, "train_loss"),
-            (a.val_loss, b.val_loss, "val_loss"),
-            (a.weight_norm, b.weight_norm, "weight_norm"),
-        ] {
-            assert!(
-                (x - y).abs() <= 1e-3 * y.abs(),
-                "epoch {}: {what} {x} vs {y}",
-                a.epoch
-            );
-        }
         assert!(
             (a.train_acc - b.train_acc).abs() <= 0.02,
             "epoch {}",
@@ -126,6 +135,55 @@ fn the_callers_loss_is_minimised_and_reported() {
         (open.train_loss - one.train_loss).abs() > 1e-3,
         "the noise changed the labels"
     );
+}
+
+/// Burn 0.21's own `Muon` in the open loop trains as the built-in `Optimizer::Muon` does (which
+/// is written to compute it on the host and in the reference): the curves agree to rounding.
+#[test]
+fn burn_optims_muon_trains_as_the_built_in_muon_does() {
+    let config = config()
+        .with_lr(0.02)
+        .with_weight_decay(0.1)
+        .with_method(Method {
+            optimizer: Optimizer::Muon { momentum: 0.95 },
+            ..Method::default()
+        });
+    let device = Default::default();
+    let muon = MuonConfig::new()
+        .with_weight_decay(Some(WeightDecayConfig::new(0.1)))
+        .init();
+    let open = OpenTrainer::<B, _>::new(&config, muon, &device)
+        .unwrap()
+        .run(|_: &EpochMetrics| Control::Continue);
+    let built_in = Trainer::<B>::new(&config, &device)
+        .unwrap()
+        .run(|_: &EpochMetrics| Control::Continue);
+    assert_losses_agree(&open.history, &built_in.history);
+    let (first, last) = (&built_in.history.epochs[0], &built_in.history.epochs[4]);
+    assert!(last.train_loss < first.train_loss - 0.05, "Muon learned");
+}
+
+/// With label noise the open loop records the corrupted rows' accuracies as `Trainer` does.
+#[test]
+fn with_label_noise_the_corrupted_rows_are_measured_as_the_trainer_measures_them() {
+    let config = config().with_epochs(2).with_lr(0.0).with_label_noise(0.3);
+    let device = Default::default();
+    let open = OpenTrainer::<B, _>::new(&config, SgdConfig::new().init(), &device)
+        .unwrap()
+        .run(|_: &EpochMetrics| Control::Continue);
+    let built_in = Trainer::<B>::new(&config, &device)
+        .unwrap()
+        .run(|_: &EpochMetrics| Control::Continue);
+    for name in ["corrupted_acc", "corrupted_true_acc"] {
+        for epoch in 0..2 {
+            let (a, b) = (
+                open.history.column(name, epoch),
+                built_in.history.column(name, epoch),
+            );
+            assert!(a.is_some(), "{name}");
+            assert_eq!(a, b, "{name} at epoch {epoch}");
+        }
+    }
 }
 
 #[test]
