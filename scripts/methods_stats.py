@@ -57,7 +57,7 @@ for i in range(8):
     print(f"| {i + 1} | {same:.2f} | {r2:.3f} | {np.median(d):.3f} | {np.mean(d < 0.3):.2f} | {len({x['in_a']['freq'] for x in n})} |")
 
 print("\n## Muon against AdamW: grokking epochs")
-for name in ("muon-adamw", "muon"):
+for name in ("muon-adamw", "muon", "muon-grid"):
     path = os.path.join(out, name, "sweep.csv")
     if not os.path.exists(path):
         continue
