@@ -69,6 +69,18 @@ pub struct LabelNoise {
     pub labels: Vec<u32>,
 }
 
+impl LabelNoise {
+    /// Writes the wrong labels into `labels`, the training split's labels in its order.
+    ///
+    /// # Panics
+    /// If `labels` is shorter than a position.
+    pub fn apply<T: From<u32>>(&self, labels: &mut [T]) {
+        for (&position, &label) in self.positions.iter().zip(&self.labels) {
+            labels[position] = T::from(label);
+        }
+    }
+}
+
 /// Tensors of one split: inputs in index form and labels.
 #[derive(Debug, Clone)]
 pub struct SplitTensors<B: Backend> {

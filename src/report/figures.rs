@@ -12,7 +12,7 @@ use super::{
 use crate::{
     analysis::{
         evaluate::{grid, post_grid, pre_grid},
-        phases::wrap_angle,
+        phases::{median, wrap_angle},
         progress::ProgressMeasures,
     },
     error::{Error, Result},
@@ -567,13 +567,10 @@ fn ipr_distribution(m: &ProgressMeasures) -> Result<Vec<Figure>> {
     let summary: Vec<String> = picks
         .iter()
         .map(|&i| {
-            let mut sorted = m.ipr[i].clone();
-            sorted.sort_by(f64::total_cmp);
-            let n = sorted.len();
             format!(
                 "epoch {}: median {:.3}, mean {:.3}",
                 m.epochs[i],
-                (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0,
+                median(&m.ipr[i]).unwrap_or(f64::NAN),
                 m.ipr_mean[i]
             )
         })

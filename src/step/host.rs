@@ -1214,9 +1214,10 @@ struct Muon {
 impl Muon {
     /// Burn 0.21's `Muon` on member `m`'s two matrices from their final gradients `g` (in the
     /// host layouts): the Nesterov momentum element by element, [`newton_schulz`] on each whole
-    /// matrix in Burn's shape (fc1 `[2p, h]`, fc2 `[h, p]`; one matrix per thread of `pool`, each
-    /// computed whole by one thread, so the thread count changes no bit), then
-    /// `w ← w·decay − lr·ratio · X`.
+    /// matrix (fc1 as `[h, 2p]`, the transpose of Burn's shape, which gives the transposed
+    /// result; fc2 `[h, p]`; one matrix per thread of `pool`, each computed whole by one thread,
+    /// so the thread count changes no bit), then `w ← w·decay − lr·ratio · X` with the ratio of
+    /// Burn's shape.
     fn step(
         &self,
         m: &mut HostMember,
@@ -1236,10 +1237,13 @@ impl Muon {
                 .collect()
         };
         // fc1's pieces hold column blocks of Burn's [2p, h]; the momentum is element-wise, so it
-        // runs in the host layout and only its result is gathered.
-        let u1 = fc1_from_pieces(&momentum(g[0], &mut m.m1_w1), (p, h), pieces);
+        // runs in the host layout and only its result is gathered, as PyTorch's [h, 2p]: the
+        // transpose of Burn's, which `newton_schulz` takes as it is (it orients a matrix itself).
         let inputs = [
-            (crate::model::transpose(&u1, h, 2 * p), (2 * p, h)),
+            (
+                fc1_from_pieces(&momentum(g[0], &mut m.m1_w1), (p, h), pieces),
+                (h, 2 * p),
+            ),
             (momentum(g[1], &mut m.m1_w2), (h, p)),
         ];
         let outputs: [Mutex<Vec<f32>>; 2] = Default::default();
@@ -1250,7 +1254,8 @@ impl Muon {
             }
         });
         let [x1, x2] = outputs.map(|x| x.into_inner().expect("no panic while held"));
-        let x1 = fc1_to_pieces(&crate::model::transpose(&x1, 2 * p, h), (p, h), pieces);
+        let x1 = fc1_to_pieces(&x1, (p, h), pieces);
+        // The learning-rate factors of Burn's shapes.
         for (w, x, (rows, cols)) in [(&mut m.w1, x1, (2 * p, h)), (&mut m.w2, x2, (h, p))] {
             let step = (self.lr * muon_lr_ratio(rows, cols)) as f32;
             for (w, &x) in w.iter_mut().zip(&x) {
@@ -1262,7 +1267,8 @@ impl Muon {
 
 /// Burn 0.21's `zeropower_via_newtonschulz` of a row-major `[rows, cols]` matrix `u`: `X = u`
 /// (or `uᵀ` when `rows > cols`) over `max(‖u‖_F, 1e-7)`, then [`MUON_NS_STEPS`] steps of
-/// `A = X·Xᵀ`, `X ← a·X + (b·A + c·A²)·X`; returned in `u`'s shape.
+/// `A = X·Xᵀ`, `X ← a·X + (b·A + c·A²)·X`; returned in `u`'s shape. So the result for `uᵀ` is
+/// the transpose of the result for `u`.
 fn newton_schulz(u: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let tall = rows > cols;
     let (r, c) = if tall { (cols, rows) } else { (rows, cols) };

@@ -75,6 +75,7 @@ pub use method::{
     muon_lr_ratio, Activation, Grokfast, Loss, Method, Optimizer, GROKFAST_EMA_LAMBDA,
     GROKFAST_MA_LAMBDA, MUON_EPSILON, MUON_MOMENTUM, MUON_NS_COEFFICIENTS, MUON_NS_STEPS,
 };
+pub(crate) use reference::hits_and_collapsed;
 
 #[cfg(any(feature = "wgpu", feature = "vulkan", feature = "cuda"))]
 mod cube;

@@ -53,8 +53,8 @@ pub struct ReferenceStack<B: Backend> {
     factors: [Tensor<B, 3>; 3],
     /// `[K, 1, 1]`: weight decay per member (SGD's).
     weight_decay: Tensor<B, 3>,
-    /// Each member's hyperparameters (Muon's learning rate per matrix).
-    hyper: Vec<Hyper>,
+    /// `[K, 1, 1]` per weight matrix: Muon's step `lr·√max(1, d_in/d_out)` per member.
+    muon_steps: [Tensor<B, 3>; 2],
     methods: Vec<Method>,
     choices: Choices<B>,
     /// The EMA filter's values of fc1 and fc2 (`None` if no member has one).
@@ -281,14 +281,16 @@ fn logits<B: Backend>(
     post.matmul(fc2)
 }
 
-/// Per-member summed loss `[K]`, and the numbers of right predictions and of rows whose
-/// softmax collapsed (`Σ exp(x − max) == 1`) as floats `[K]`, each member with its loss.
-fn loss_and_correct<B: Backend>(
+/// Per member, the number of rows whose first maximal logit is the label and the number whose
+/// softmax collapsed (`Σ exp(x − max) == 1` in the float type), as floats.
+///
+/// # Shapes
+/// `logits [K, n, p]`, `labels [K, n]` -> `[K]`, `[K]`.
+pub(crate) fn hits_and_collapsed<B: Backend>(
     logits: Tensor<B, 3>,
     labels: Tensor<B, 2, Int>,
-    loss: &[Option<Tensor<B, 3>>; 3],
-) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
-    let [k, _, p] = logits.dims();
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [k, _, _] = logits.dims();
     let shifted = logits.clone() - logits.clone().max_dim(2);
     let collapsed = shifted
         .exp()
@@ -298,15 +300,26 @@ fn loss_and_correct<B: Backend>(
         .sum_dim(1)
         .reshape([k])
         .float();
-    let index = labels.clone().unsqueeze_dim::<3>(2); // [K, n, 1]
     let correct = logits
-        .clone()
         .argmax(2)
-        .equal(index.clone())
+        .equal(labels.unsqueeze_dim::<3>(2))
         .int()
         .sum_dim(1)
         .reshape([k])
         .float();
+    (correct, collapsed)
+}
+
+/// Per-member summed loss `[K]`, and the numbers of right predictions and of rows whose
+/// softmax collapsed (`Σ exp(x − max) == 1`) as floats `[K]`, each member with its loss.
+fn loss_and_correct<B: Backend>(
+    logits: Tensor<B, 3>,
+    labels: Tensor<B, 2, Int>,
+    loss: &[Option<Tensor<B, 3>>; 3],
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
+    let [k, _, p] = logits.dims();
+    let (correct, collapsed) = hits_and_collapsed(logits.clone(), labels.clone());
+    let index = labels.clone().unsqueeze_dim::<3>(2); // [K, n, 1]
     let choices = [
         (Loss::CrossEntropy, &loss[0]),
         (Loss::Stablemax, &loss[1]),
@@ -399,7 +412,7 @@ impl<B: Backend> ReferenceStack<B> {
                 },
             ],
             factors: factor_tensors(&hyper, device),
-            hyper: hyper.clone(),
+            muon_steps: muon_steps(&hyper, (p, h), device),
             weight_decay: column(hyper.iter().map(|h| h.weight_decay as f32), device),
             choices: Choices::new(&methods, device),
             methods,
@@ -540,21 +553,13 @@ impl<B: Backend> ReferenceStack<B> {
             // Burn's Nesterov momentum: `b ← μ·b + g` (the first step's `b = g`), `μ·b + g`.
             let buffer = moments.first.clone() * momentum.clone() + grad.clone();
             let update = newton_schulz(buffer.clone() * momentum.clone() + grad.clone());
-            let [_, rows, cols] = weight.dims();
-            let device = weight.device();
-            let step = column::<B>(
-                self.hyper
-                    .iter()
-                    .map(|h| (h.lr * muon_lr_ratio(rows, cols)) as f32),
-                &device,
-            );
+            let step = self.muon_steps[m].clone();
             (
                 mask,
                 buffer,
                 weight.clone().mul(decay.clone()) - update.mul(step),
             )
         });
-        let adam_mask = adam.as_ref().map(|(mask, ..)| (*mask).clone());
         let made: Vec<Outcome<'_, B>> = [
             adam.map(|(mask, first, second, weight)| (mask, first, Some(second), weight)),
             sgd.map(|(mask, buffer, weight)| (mask, buffer, None, weight)),
@@ -563,25 +568,22 @@ impl<B: Backend> ReferenceStack<B> {
         .into_iter()
         .flatten()
         .collect();
-        if made.len() == 1 {
-            let (_, first, second, weight) = made.into_iter().next().expect("one optimiser");
-            moments.first = first;
-            if let Some(second) = second {
-                moments.second = second;
-            }
-            return weight;
-        }
-        // Mixed optimisers: each member keeps its own's moments and weights (masks are 0/1).
-        let mut firsts = Vec::new();
-        let mut weights = Vec::new();
+        // Each member keeps its own optimiser's moments and weights (`keep`: masks of 0/1, or
+        // the values themselves where every member has the one optimiser).
+        let all = made.len() == 1;
+        let (mut firsts, mut weights) = (Vec::new(), Vec::new());
         for (mask, first, second, weight) in made {
-            firsts.push(first * mask.clone());
-            weights.push(weight * mask.clone());
-            if let (Some(second), Some(adam)) = (second, &adam_mask) {
-                moments.second = second * adam.clone();
+            firsts.push(keep(first, mask, all));
+            weights.push(keep(weight, mask, all));
+            if let Some(second) = second {
+                moments.second = keep(second, mask, all);
             }
         }
-        let sum = |v: Vec<Tensor<B, 3>>| v.into_iter().reduce(|a, b| a + b).expect("two or more");
+        let sum = |v: Vec<Tensor<B, 3>>| {
+            v.into_iter()
+                .reduce(|a, b| a + b)
+                .expect("every member has an optimiser")
+        };
         moments.first = sum(firsts);
         sum(weights)
     }
@@ -627,6 +629,22 @@ type Outcome<'a, B> = (
     Option<Tensor<B, 3>>,
     Tensor<B, 3>,
 );
+
+/// Muon's `[K, 1, 1]` steps `lr·√max(1, d_in/d_out)` of fc1 (`[2p, h]`) and fc2 (`[h, p]`).
+fn muon_steps<B: Backend>(
+    hyper: &[Hyper],
+    (p, h): (usize, usize),
+    device: &B::Device,
+) -> [Tensor<B, 3>; 2] {
+    [(2 * p, h), (h, p)].map(|(rows, cols)| {
+        column(
+            hyper
+                .iter()
+                .map(|h| (h.lr * muon_lr_ratio(rows, cols)) as f32),
+            device,
+        )
+    })
+}
 
 /// `[K, 1, 1]` tensors of each member's lr, `1 − lr·wd` and ε.
 fn factor_tensors<B: Backend>(hyper: &[Hyper], device: &B::Device) -> [Tensor<B, 3>; 3] {
@@ -766,7 +784,7 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
         assert_eq!(hyper.len(), stack.k(), "one Hyper per member");
         let device = stack.device();
         stack.factors = factor_tensors(hyper, &device);
-        stack.hyper = hyper.to_vec();
+        stack.muon_steps = muon_steps(hyper, (stack.p, stack.h), &device);
         stack.weight_decay = column(hyper.iter().map(|h| h.weight_decay as f32), &device);
     }
 }

@@ -139,38 +139,55 @@ impl Grid {
                 values.to_vec()
             }
         }
+        /// Every config of `configs` with every value of an axis, the axis fastest.
+        fn across<T: Clone>(
+            configs: Vec<TrainingConfig>,
+            values: Vec<T>,
+            set: impl Fn(TrainingConfig, T) -> TrainingConfig,
+        ) -> Vec<TrainingConfig> {
+            configs
+                .into_iter()
+                .flat_map(|c| {
+                    values
+                        .iter()
+                        .map(|v| set(c.clone(), v.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        }
         let base = &self.base;
-        let mut points = Vec::new();
-        for &operation in &or(&self.operations, base.operation) {
-            for &hidden in &or(&self.hiddens, base.model.d_hidden) {
-                for &method in &or(&self.methods, base.method) {
-                    for &noise in &or(&self.label_noises, base.label_noise) {
-                        for &fraction in &or(&self.train_fractions, base.train_fraction) {
-                            for &decay in &or(&self.weight_decays, base.weight_decay) {
-                                for &lr in &or(&self.lrs, base.lr) {
-                                    for &seed in &or(&self.seeds, base.seed) {
-                                        let config = base
-                                            .clone()
-                                            .with_model(base.model.clone().with_d_hidden(hidden))
-                                            .with_method(method)
-                                            .with_label_noise(noise)
-                                            .with_train_fraction(fraction)
-                                            .with_weight_decay(decay)
-                                            .with_lr(lr)
-                                            .with_seed(seed)
-                                            .with_operation(operation);
-                                        config.validate()?;
-                                        points.push(GridPoint {
-                                            index: points.len(),
-                                            config,
-                                        });
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+        let mut configs = vec![base.clone()];
+        configs = across(configs, or(&self.operations, base.operation), |c, op| {
+            c.with_operation(op)
+        });
+        configs = across(configs, or(&self.hiddens, base.model.d_hidden), |c, h| {
+            let model = c.model.clone().with_d_hidden(h);
+            c.with_model(model)
+        });
+        configs = across(configs, or(&self.methods, base.method), |c, m| {
+            c.with_method(m)
+        });
+        configs = across(configs, or(&self.label_noises, base.label_noise), |c, x| {
+            c.with_label_noise(x)
+        });
+        configs = across(
+            configs,
+            or(&self.train_fractions, base.train_fraction),
+            |c, f| c.with_train_fraction(f),
+        );
+        configs = across(
+            configs,
+            or(&self.weight_decays, base.weight_decay),
+            |c, wd| c.with_weight_decay(wd),
+        );
+        configs = across(configs, or(&self.lrs, base.lr), |c, lr| c.with_lr(lr));
+        configs = across(configs, or(&self.seeds, base.seed), |c, seed| {
+            c.with_seed(seed)
+        });
+        let mut points = Vec::with_capacity(configs.len());
+        for (index, config) in configs.into_iter().enumerate() {
+            config.validate()?;
+            points.push(GridPoint { index, config });
         }
         Ok(points)
     }

@@ -4,6 +4,7 @@
 use plotters::prelude::*;
 
 use super::{Grid, ModelResult};
+use crate::analysis::phases::median;
 use crate::operation::Operation;
 use crate::report::plot::{sequential, whole_tick, PlotResult, PALETTE};
 
@@ -86,31 +87,17 @@ fn swept_axes(grid: &Grid) -> Vec<Axis<'_>> {
     axes.into_iter().filter(|a| a.values.len() > 1).collect()
 }
 
-/// The median of `values` (the mean of the middle two for an even count).
-///
-/// # Panics
-/// If `values` is empty.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 /// Colour of a cell whose median model never reached val_acc >= 0.99 within its run.
 const NOT_REACHED: RGBColor = RGBColor(205, 205, 205);
 
 /// The median grokking epoch of a cell, counting a model that never grokked as grokking after
 /// every epoch; `None` when that median is not reached (half the models or more never grokked).
 fn median_grok(cell: &[&ModelResult]) -> Option<f64> {
-    let m = median(
-        cell.iter()
-            .map(|r| r.grok_epoch.map_or(f64::INFINITY, |e| e as f64))
-            .collect(),
-    );
+    let epochs: Vec<f64> = cell
+        .iter()
+        .map(|r| r.grok_epoch.map_or(f64::INFINITY, |e| e as f64))
+        .collect();
+    let m = median(&epochs).expect("a cell holds a model");
     m.is_finite().then_some(m)
 }
 
@@ -120,7 +107,8 @@ fn median_grok(cell: &[&ModelResult]) -> Option<f64> {
 /// partly generalised, or nearly there).
 fn cell_labels(cell: &[&ModelResult], median_grok: Option<f64>) -> [String; 2] {
     let grokked = cell.iter().filter(|m| m.grok_epoch.is_some()).count();
-    let val_acc = median(cell.iter().map(|m| m.val_acc).collect());
+    let accuracies: Vec<f64> = cell.iter().map(|m| m.val_acc).collect();
+    let val_acc = median(&accuracies).expect("a cell holds a model");
     let epoch = median_grok.map_or_else(
         || format!("> {}", cell.iter().map(|m| m.epochs).max().unwrap_or(0)),
         |m| format!("{m:.0}"),

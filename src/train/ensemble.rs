@@ -151,9 +151,7 @@ impl<B: TrainBackend> Ensemble<B> {
             .map(|((config, start), (set, noise))| {
                 histories.push(start.history);
                 let mut train = Rows::new(set, Split::Train);
-                for (&position, &label) in noise.positions.iter().zip(&noise.labels) {
-                    train.y[position] = label;
-                }
+                noise.apply(&mut train.y);
                 MemberSetup {
                     weights: start.weights,
                     optimizer: start.optimizer,

@@ -60,6 +60,7 @@ use crate::{
     data::{LabelNoise, ModularDataset, Split},
     error::Result,
     model::Mlp,
+    step::hits_and_collapsed,
     train::{
         batches, ensemble::record_corrupted_accuracy, Control, EpochMetrics, EpochObserver,
         History, Trained, TrainingConfig,
@@ -125,9 +126,7 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
         )?;
         let mut labels = data.labels(Split::Train);
         let noise = data.label_noise(config.label_noise, config.seed)?;
-        for (&position, &label) in noise.positions.iter().zip(&noise.labels) {
-            labels[position] = label as i64;
-        }
+        noise.apply(&mut labels);
         let n = labels.len();
         let train = data.tensors::<B>(Split::Train, device);
         let train_labels = Tensor::from_data(TensorData::new(labels, [n]), device);
@@ -204,7 +203,7 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
                 .expect("the model is back after each step");
             let logits = model.forward_pairs(batch);
             let row_loss = (self.loss)(logits.clone(), y.clone());
-            let (c, k) = hits_and_collapsed(logits.inner(), y.inner());
+            let (c, k) = hits_and_collapsed(logits.inner().unsqueeze(), y.inner().unsqueeze());
             correct = correct + c;
             collapsed = collapsed + k;
             loss_sum = loss_sum + row_loss.clone().inner().sum();
@@ -225,7 +224,7 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
         )
         .inner()
         .sum();
-        let (val_correct, _) = hits_and_collapsed(logits, val_labels);
+        let (val_correct, _) = hits_and_collapsed(logits.unsqueeze(), val_labels.unsqueeze());
         let w = |t: Tensor<B::InnerBackend, 2>| t.powi_scalar(2).sum();
         let weight_sq = w(model.fc1.weight.val()) + w(model.fc2.weight.val());
         let scalar = |t: Tensor<B::InnerBackend, 1>| t.into_scalar().elem::<f64>();
@@ -261,28 +260,4 @@ impl<B: AutodiffBackend, O: Optimizer<Mlp<B>, B>> OpenTrainer<B, O> {
             data: self.data,
         }
     }
-}
-
-/// The rows whose first maximal logit is the label, and those whose `f32` softmax is exactly
-/// one-hot (`Σ exp(x − max) == 1`), as one-element sums.
-fn hits_and_collapsed<B: burn::tensor::backend::Backend>(
-    logits: Tensor<B, 2>,
-    labels: Tensor<B, 1, Int>,
-) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [n, _] = logits.dims();
-    let hits = logits
-        .clone()
-        .argmax(1)
-        .reshape([n])
-        .equal(labels)
-        .float()
-        .sum();
-    let max = logits.clone().max_dim(1);
-    let collapsed = (logits - max)
-        .exp()
-        .sum_dim(1)
-        .equal_elem(1.0)
-        .float()
-        .sum();
-    (hits, collapsed)
 }
