@@ -8,9 +8,11 @@ mod common;
 use burn::backend::{Autodiff, Wgpu};
 use common::CpuAutodiff;
 use grokking::{
+    io::checkpoint::{state_from_bytes, state_to_bytes},
+    step::{Grokfast, Optimizer},
     sweep::{self, Grid, SweepMode},
     train::Ensemble,
-    Engine, MlpConfig, Trainer, TrainingConfig,
+    Engine, Method, MlpConfig, Trainer, TrainingConfig,
 };
 
 type Gpu = Autodiff<Wgpu>;
@@ -170,22 +172,97 @@ fn a_four_seed_sweep_on_wgpu_gives_the_models_flex_gives() {
     }
 }
 
+/// The mixed-method stack of `tests/integration/methods.rs` (p = 13, 131 units: fc2 is tall, so
+/// Muon transposes it; ⊥Grad's sums run over 14 and 7 chunks) on the kernels.
+fn mixed() -> Vec<TrainingConfig> {
+    common::mixed_method_configs()
+        .into_iter()
+        .map(|c| c.with_engine(Engine::Fused))
+        .collect()
+}
+
 #[test]
-fn kernels_refuse_a_method_they_do_not_compute_before_training() {
-    let method = grokking::Method {
-        orthograd: true,
-        ..grokking::Method::default()
+fn kernels_train_every_method_as_the_reference_does() {
+    let configs = mixed();
+    common::assert_matches_reference::<Gpu>(&configs, &device(), 6, 2e-4);
+    common::assert_optimizer_states_match_reference::<Gpu>(&configs, &device());
+}
+
+#[test]
+fn methods_run_on_odd_shapes_and_in_tiles_as_the_reference_does() {
+    // p = 7, width 5 (fc1 [14, 5] is tall, fc2 [5, 7] wide): 64 members cycling through the
+    // methods (the step's products in 4×4 tiles), then 64 Muon members (Muon's products too).
+    let odd = |k: usize, method: Method| {
+        let config = TrainingConfig::new()
+            .with_model(MlpConfig::new().with_p(7).with_d_hidden(5))
+            .with_batch_size(8)
+            .with_epochs(3)
+            .with_seed(200 + k as u64)
+            .with_method(method)
+            .with_engine(Engine::Fused);
+        match method.optimizer {
+            Optimizer::Sgd { .. } => config.with_lr(0.5).with_weight_decay(1e-3),
+            Optimizer::Muon { .. } => config.with_lr(0.02).with_weight_decay(0.1),
+            Optimizer::AdamW { .. } => config.with_lr(1e-2),
+        }
     };
-    let configs = [small(), small().with_seed(2).with_method(method)];
-    let error = Ensemble::<Gpu>::new(&configs, &device())
-        .err()
-        .expect("⊥Grad is not a kernel yet");
-    assert!(error.to_string().contains("CubeCL kernels"), "{error}");
-    // The reference engine runs it on the same device.
-    let generic: Vec<_> = configs
-        .iter()
-        .map(|c| c.clone().with_engine(Engine::Generic))
+    let methods = common::mixed_methods();
+    let cycling: Vec<_> = (0..64)
+        .map(|k| odd(k, methods[k % methods.len()]))
         .collect();
-    let mut stack = Ensemble::<Gpu>::new(&generic, &device()).unwrap();
-    assert!(stack.run_epoch()[1].train_loss.is_finite());
+    common::assert_matches_reference::<Gpu>(&cycling, &device(), 3, 2e-4);
+    let plain_muon = Method {
+        grokfast: Some(Grokfast::Ma {
+            window: 3,
+            lambda: 2.0,
+        }),
+        orthograd: true,
+        optimizer: Optimizer::Muon { momentum: 0.9 },
+        ..Method::default()
+    };
+    assert!(matches!(methods[5].optimizer, Optimizer::Muon { .. }));
+    let muon: Vec<_> = (0..64)
+        .map(|k| odd(k, [methods[5], plain_muon][k % 2]))
+        .collect();
+    common::assert_matches_reference::<Gpu>(&muon, &device(), 3, 2e-4);
+}
+
+#[test]
+fn a_mixed_stack_member_is_its_solo_run_and_resumes_bit_for_bit() {
+    let device = device();
+    let configs: Vec<_> = mixed().into_iter().map(|c| c.with_epochs(4)).collect();
+    let mut ensemble = Ensemble::<Gpu>::new(&configs, &device).unwrap();
+    ensemble.run(|_| {});
+    let mut again = Ensemble::<Gpu>::new(&configs, &device).unwrap();
+    again.run(|_| {});
+    assert_eq!(again.weights(), ensemble.weights(), "a second run");
+    assert_eq!(again.optimizer_states(), ensemble.optimizer_states());
+    for (k, config) in configs.iter().enumerate() {
+        let mut alone = Trainer::<Gpu>::new(config, &device).unwrap();
+        let mut first = Trainer::<Gpu>::new(config, &device).unwrap();
+        for _ in 0..2 {
+            alone.run_epoch();
+            first.run_epoch();
+        }
+        // Through the checkpoint's bytes: the moments, the filters' memories, the step.
+        let bytes = state_to_bytes(&first.state());
+        let state = state_from_bytes(&bytes, "checkpoint".as_ref()).unwrap();
+        let mut resumed = Trainer::<Gpu>::from_state(state, &device).unwrap();
+        for _ in 0..2 {
+            alone.run_epoch();
+            resumed.run_epoch();
+        }
+        assert_eq!(ensemble.weights()[k], alone.weights(), "member {k} alone");
+        assert_eq!(
+            common::without_time(&ensemble.histories()[k]),
+            common::without_time(alone.history()),
+            "member {k} alone"
+        );
+        assert_eq!(resumed.weights(), alone.weights(), "member {k} resumed");
+        assert_eq!(
+            resumed.state().optimizer,
+            alone.state().optimizer,
+            "member {k} resumed"
+        );
+    }
 }

@@ -47,7 +47,7 @@ use crate::model::MlpWeights;
 
 use super::{
     betas, bias_corrections,
-    method::{muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    method::{ma_push, muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
     pool::{Pool, Team},
     Activation, EpochSums, FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState,
     PassSums, Rows, StackSetup, StepBackend,
@@ -1336,12 +1336,7 @@ impl FilterStep {
                 first: held == 0,
             },
             Some(Grokfast::Ma { window, lambda }) => {
-                // `deque(maxlen=window).append`: a full window drops its oldest.
-                let (slot, oldest, held) = if held < window {
-                    ((oldest + held) % window, oldest, held + 1)
-                } else {
-                    (oldest, (oldest + 1) % window, held)
-                };
+                let (slot, oldest, held) = ma_push(window, held, oldest);
                 FilterStep::Ma {
                     window,
                     lambda: lambda as f32,

@@ -142,6 +142,17 @@ pub fn muon_lr_ratio(rows: usize, cols: usize) -> f64 {
     (rows as f64 / cols as f64).max(1.0).sqrt()
 }
 
+/// The MA filter's ring of `window` blocks, holding `held` gradients with the oldest in block
+/// `oldest`, after one more gradient (Python's `deque(maxlen=window).append`: a full window
+/// drops its oldest): `(block of the new gradient, oldest, held)`.
+pub(crate) fn ma_push(window: usize, held: usize, oldest: usize) -> (usize, usize, usize) {
+    if held < window {
+        ((oldest + held) % window, oldest, held + 1)
+    } else {
+        (oldest, (oldest + 1) % window, held)
+    }
+}
+
 impl Loss {
     /// Every loss, in the order `--help` lists them.
     pub const ALL: [Loss; 3] = [Loss::CrossEntropy, Loss::Stablemax, Loss::Mse];

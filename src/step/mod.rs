@@ -25,9 +25,6 @@
 //!   SGD as `torch.optim.SGD` does it; each with the member's own lr, weight decay and ε
 //!   ([`Hyper`]).
 //!
-//! The CubeCL kernels compute only the notebook's step ([`Method::is_default`]) so far:
-//! [`StepBackend::stack_supports`] says so before a stack is built.
-//!
 //! The loss and accuracy sums of an epoch stay on the device and are read once, by
 //! [`StepBackend::stack_take_sums`].
 //!
@@ -408,21 +405,10 @@ pub trait StepBackend: Backend {
     /// The implementation's state of a stack.
     type Stack: Send;
 
-    /// Whether this implementation computes `method`'s step: `Err` with the reason where it
-    /// does not. Every implementation computes the default method.
-    ///
-    /// # Errors
-    /// The reason, one line, for a method this implementation cannot run.
-    fn stack_supports(method: &Method) -> Result<(), &'static str> {
-        let _ = method;
-        Ok(())
-    }
-
     /// Builds a stack on `device`.
     ///
     /// # Panics
-    /// If `setup` is inconsistent (see [`StackSetup::check`]), or a member's method is one
-    /// [`StepBackend::stack_supports`] refuses.
+    /// If `setup` is inconsistent (see [`StackSetup::check`]).
     fn stack_init(setup: StackSetup, device: &Self::Device) -> Self::Stack;
 
     /// One optimiser step of every member on its training rows `rows`; each row's loss and accuracy,

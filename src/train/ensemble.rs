@@ -91,9 +91,7 @@ impl<B: TrainBackend> Ensemble<B> {
     ///
     /// # Errors
     /// An invalid config; [`Error::InvalidConfig`] if `configs` is empty, its members differ in
-    /// anything but seed, learning rate, weight decay, epsilon and method (see [`shape_key`]),
-    /// or the engine's implementation does not compute a member's method
-    /// ([`StepBackend::stack_supports`]).
+    /// anything but seed, learning rate, weight decay, epsilon and method (see [`shape_key`]).
     pub fn new(configs: &[TrainingConfig], device: &B::Device) -> Result<Self> {
         let starts = configs
             .iter()
@@ -169,17 +167,6 @@ impl<B: TrainBackend> Ensemble<B> {
             threads: first.threads.unwrap_or(0),
         };
         let engine = first.engine.resolve();
-        for config in configs {
-            let supported = match engine {
-                Engine::Generic => <B as StepBackend>::stack_supports(&config.method),
-                _ => <B::InnerBackend as StepBackend>::stack_supports(&config.method),
-            };
-            supported.map_err(|reason| Error::InvalidConfig {
-                field: "method",
-                value: config.method.describe(),
-                reason,
-            })?;
-        }
         let stack = match engine {
             Engine::Generic => Stack::Reference(<B as StepBackend>::stack_init(setup, device)),
             _ => Stack::Own(<B::InnerBackend as StepBackend>::stack_init(setup, device)),

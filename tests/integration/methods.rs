@@ -7,148 +7,18 @@
 use crate::common::{self, CpuAutodiff};
 use grokking::{
     io::checkpoint::{state_from_bytes, state_to_bytes},
-    step::{Activation, Grokfast, Loss, Optimizer},
+    step::{Grokfast, Optimizer},
     train::Ensemble,
     Engine, Method, MlpConfig, Trainer, TrainingConfig,
 };
 
-/// p = 13 with 131 hidden units: three unit pieces on the host, so ⊥Grad's norms cross them.
-fn config(seed: u64, method: Method) -> TrainingConfig {
-    TrainingConfig::new()
-        .with_model(MlpConfig::new().with_p(13).with_d_hidden(131))
-        .with_train_fraction(0.6)
-        .with_batch_size(24)
-        .with_epochs(6)
-        .with_lr(3e-3)
-        .with_seed(seed)
-        .with_method(method)
-}
-
-/// Members that differ in every choice and hyperparameter.
-fn methods() -> Vec<Method> {
-    let adam = |beta1, beta2| Optimizer::AdamW { beta1, beta2 };
-    vec![
-        Method::default(),
-        Method {
-            loss: Loss::Stablemax,
-            activation: Activation::Square,
-            grokfast: Some(Grokfast::Ema {
-                alpha: 0.9,
-                lambda: 2.0,
-            }),
-            orthograd: true,
-            optimizer: adam(0.9, 0.99),
-        },
-        Method {
-            loss: Loss::Mse,
-            grokfast: Some(Grokfast::Ma {
-                window: 4,
-                lambda: 5.0,
-            }),
-            optimizer: Optimizer::Sgd {
-                momentum: 0.8,
-                nesterov: true,
-            },
-            ..Method::default()
-        },
-        Method {
-            grokfast: Some(Grokfast::Ma {
-                window: 7,
-                lambda: 1.5,
-            }),
-            orthograd: true,
-            optimizer: Optimizer::Sgd {
-                momentum: 0.0,
-                nesterov: false,
-            },
-            ..Method::default()
-        },
-        Method {
-            loss: Loss::Stablemax,
-            optimizer: adam(0.8, 0.95),
-            ..Method::default()
-        },
-        // Muon: fc1 [26, 131] is wide, fc2 [131, 13] tall (transposed, lr × √(131/13)).
-        Method {
-            activation: Activation::Square,
-            grokfast: Some(Grokfast::Ema {
-                alpha: 0.8,
-                lambda: 1.0,
-            }),
-            optimizer: Optimizer::Muon { momentum: 0.95 },
-            ..Method::default()
-        },
-    ]
-}
-
-fn configs() -> Vec<TrainingConfig> {
-    methods()
-        .into_iter()
-        .enumerate()
-        .map(|(k, method)| {
-            let config = config(k as u64 + 1, method);
-            // SGD needs a larger step to move in six epochs.
-            match method.optimizer {
-                Optimizer::Sgd { .. } => config.with_lr(0.5).with_weight_decay(1e-3),
-                Optimizer::Muon { .. } => config.with_lr(0.02).with_weight_decay(0.1),
-                Optimizer::AdamW { .. } => config,
-            }
-        })
-        .collect()
-}
+use common::{method_config as config, mixed_method_configs as configs, mixed_methods as methods};
 
 #[test]
 fn every_method_on_the_host_matches_the_reference() {
     let configs = configs();
     common::assert_matches_reference::<CpuAutodiff>(&configs, &Default::default(), 6, 2e-4);
-    // The filters' memories and the moments agree too.
-    let fused = {
-        let mut e = Ensemble::<CpuAutodiff>::new(&configs, &Default::default()).unwrap();
-        e.run_epoch();
-        e.optimizer_states()
-    };
-    let generic = {
-        let reference: Vec<_> = configs
-            .iter()
-            .map(|c| c.clone().with_engine(Engine::Generic))
-            .collect();
-        let mut e = Ensemble::<CpuAutodiff>::new(&reference, &Default::default()).unwrap();
-        e.run_epoch();
-        e.optimizer_states()
-    };
-    let close = |a: &[f32], b: &[f32], what: &str| {
-        assert_eq!(a.len(), b.len(), "{what}");
-        let worst = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
-        let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
-        assert!(
-            worst <= 1e-3 * scale.max(1e-6),
-            "{what}: gap {worst:e} of {scale:e}"
-        );
-    };
-    for (k, ((f, g), method)) in fused.iter().zip(&generic).zip(methods()).enumerate() {
-        assert_eq!(
-            f.filter.gradients,
-            method.filter_gradients(f.step),
-            "member {k}"
-        );
-        assert_eq!(g.filter.gradients, f.filter.gradients, "member {k}");
-        close(
-            &f.filter.fc1,
-            &g.filter.fc1,
-            &format!("member {k} filter fc1"),
-        );
-        close(
-            &f.filter.fc2,
-            &g.filter.fc2,
-            &format!("member {k} filter fc2"),
-        );
-        close(&f.fc1_m1, &g.fc1_m1, &format!("member {k} first moment"));
-        close(&f.fc2_m2, &g.fc2_m2, &format!("member {k} second moment"));
-    }
+    common::assert_optimizer_states_match_reference::<CpuAutodiff>(&configs, &Default::default());
 }
 
 #[test]
