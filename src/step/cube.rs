@@ -244,6 +244,16 @@ fn matmul_kernel(
     store(out, mask, codes, k, base, x0 + 3, y0 + 3, m, q, c33, masked);
 }
 
+/// The end of the chunk of [`CHUNK`] elements that starts at `begin`: `min(begin + CHUNK, len)`.
+#[cube]
+fn chunk_end(begin: usize, len: usize) -> usize {
+    let mut end = begin + CHUNK;
+    if end > len {
+        end = len;
+    }
+    end
+}
+
 /// `min(x, len − 1)`.
 #[cube]
 fn clamp(x: usize, len: usize) -> usize {
@@ -612,10 +622,7 @@ fn dots_kernel(
         terminate!();
     }
     let begin = (pos % chunks) * CHUNK;
-    let mut end = begin + CHUNK;
-    if end > per_member {
-        end = per_member;
-    }
+    let end = chunk_end(begin, per_member);
     let mut ww = 0.0f32;
     let mut wg = 0.0f32;
     let mut gg = 0.0f32;
@@ -677,10 +684,7 @@ fn project_kernel(
     }
     let proj = dots[k * 3 + 1] / (dots[k * 3] + 1e-30f32);
     let begin = (pos % chunks) * CHUNK;
-    let mut end = begin + CHUNK;
-    if end > per_member {
-        end = per_member;
-    }
+    let end = chunk_end(begin, per_member);
     let mut sum = 0.0f32;
     for e in begin..end {
         let at = k * per_member + e;
@@ -760,10 +764,7 @@ fn square_partial_kernel(
     }
     let k = pos / chunks;
     let begin = (pos % chunks) * CHUNK;
-    let mut end = begin + CHUNK;
-    if end > per_member {
-        end = per_member;
-    }
+    let end = chunk_end(begin, per_member);
     let mut sum = 0.0f32;
     for e in begin..end {
         let v = x[k * per_member + e];
