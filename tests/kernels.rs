@@ -204,6 +204,7 @@ fn methods_run_on_odd_shapes_and_in_tiles_as_the_reference_does() {
             Optimizer::Sgd { .. } => config.with_lr(0.5).with_weight_decay(1e-3),
             Optimizer::Muon { .. } => config.with_lr(0.02).with_weight_decay(0.1),
             Optimizer::AdamW { .. } => config.with_lr(1e-2),
+            Optimizer::Sgld { .. } => config.with_lr(1e-4).with_weight_decay(0.01),
         }
     };
     let methods = common::mixed_methods();
@@ -264,5 +265,53 @@ fn a_mixed_stack_member_is_its_solo_run_and_resumes_bit_for_bit() {
             alone.state().optimizer,
             "member {k} resumed"
         );
+    }
+}
+
+#[test]
+fn kernels_sample_the_llc_as_the_host_does() {
+    use grokking::{
+        analysis::llc::{estimate_llc, LlcConfig},
+        step::Rows,
+        ModularDataset, Split,
+    };
+    let data = ModularDataset::new(13, 0.8, 3).unwrap();
+    let train = Rows::new(&data, Split::Train);
+    let centres: Vec<_> = (1..=2)
+        .map(|seed| {
+            MlpConfig::new()
+                .with_p(13)
+                .with_d_hidden(32)
+                .init_weights(seed)
+        })
+        .collect();
+    let config = LlcConfig {
+        chains: 3,
+        draws: 30,
+        batch_size: 16,
+        ..LlcConfig::default()
+    };
+    let method = Method::default();
+    let gpu =
+        estimate_llc::<Wgpu>(&centres, &train, &method, &config, &device(), &mut |_| {}).unwrap();
+    let host = estimate_llc::<common::Cpu>(
+        &centres,
+        &train,
+        &method,
+        &config,
+        &Default::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    for (g, h) in gpu.iter().zip(&host) {
+        assert!((g.init_loss - h.init_loss).abs() < 1e-5 * h.init_loss);
+        for (a, b) in g.traces.iter().zip(&h.traces) {
+            assert_eq!(a.len(), 30);
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() < 1e-4 * y.abs(), "{x} vs {y}");
+            }
+        }
+        let (a, b) = (g.llc_mean.unwrap(), h.llc_mean.unwrap());
+        assert!((a - b).abs() < 1e-3 * b.abs().max(1.0), "{a} vs {b}");
     }
 }

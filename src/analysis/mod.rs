@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod fast;
 pub mod fourier;
 pub mod frequencies;
+pub mod llc;
 pub mod phases;
 pub mod progress;
 pub mod replace;

@@ -21,6 +21,8 @@
 //! - `single_frequency_share`: the fraction of neurons whose input weights (both operands) have
 //!   at least [`SINGLE_FREQUENCY`] of their non-constant power at one frequency.
 //! - `replaced_accuracy`: accuracy on all pairs with every neuron replaced by its cosines.
+//! - `llc`, `llc_std` (with `analyze --llc`): the local learning coefficient
+//!   ([`crate::analysis::llc`]) and its spread over the chains.
 //! - `ipr`, `ipr_mean`: each neuron's inverse participation ratio (Doshi et al. 2024, `r = 2`)
 //!   over the non-constant frequencies of its input power ([`ipr`]), and their mean: 1 for a
 //!   neuron on one frequency (generalising), near `2/m` for a flat spectrum (memorising).
@@ -96,6 +98,13 @@ pub struct ProgressMeasures {
     /// The mean over neurons of `ipr`.
     #[serde(default)]
     pub ipr_mean: Vec<f64>,
+    /// The local learning coefficient's estimate at each snapshot ([`crate::analysis::llc`];
+    /// empty unless it was asked for, `None` where every chain diverged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llc: Vec<Option<f64>>,
+    /// The chains' standard deviation of it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub llc_std: Vec<Option<f64>>,
 }
 
 /// Bytes [`progress_measures`] needs for modulus `p` beyond the snapshots: the logits of all
@@ -342,6 +351,8 @@ pub fn progress_measures(
         replaced_accuracy: Vec::new(),
         ipr: Vec::new(),
         ipr_mean: Vec::new(),
+        llc: Vec::new(),
+        llc_std: Vec::new(),
     };
     let mean = |values: &mut dyn Iterator<Item = f64>| {
         let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));

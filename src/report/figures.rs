@@ -12,6 +12,7 @@ use super::{
 use crate::{
     analysis::{
         evaluate::{grid, post_grid, pre_grid},
+        llc::LlcEstimate,
         phases::{median, wrap_angle},
         progress::ProgressMeasures,
     },
@@ -501,19 +502,79 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     );
     let norm_range = (0.0, norm_hi.max(1e-12));
     let norm_axes = axes("Total squared weight", "Σ w²", norm_range, false, false);
+    // The LLC (analyze --llc), its mean and the chains' spread.
+    let llc_points = |shift: f64| -> Vec<(f64, f64)> {
+        m.epochs
+            .iter()
+            .zip(m.llc.iter().zip(&m.llc_std))
+            .filter_map(|(&e, (mean, std))| Some((e as f64, (*mean)? + shift * std.unwrap_or(0.0))))
+            .collect()
+    };
+    let llc_hi = llc_points(1.0)
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
+        * 1.1;
+    let llc_lo = llc_points(-1.0)
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::min);
+    let mut llc_lines = vec![Line {
+        label: "λ̂, mean of the chains".into(),
+        points: llc_points(0.0),
+        color: PALETTE[0],
+        markers: true,
+        line: true,
+    }];
+    llc_lines.extend(marks(llc_lo, llc_hi.max(llc_lo + 1e-12)));
+    let llc_band = Band {
+        label: "± one standard deviation of the chains".into(),
+        points: llc_points(0.0)
+            .iter()
+            .zip(llc_points(-1.0).iter().zip(&llc_points(1.0)))
+            .map(|(&(x, _), (&(_, lo), &(_, hi)))| (x, lo, hi))
+            .collect(),
+        color: PALETTE[0],
+    };
+    let llc_axes = axes(
+        "Local learning coefficient",
+        "λ̂",
+        (llc_lo, llc_hi.max(llc_lo + 1e-12)),
+        false,
+        false,
+    );
+    let mut panels = vec![
+        (&loss_axes, &loss_lines[..], None),
+        (&share_axes, &share_lines[..], None),
+        (&norm_axes, &norm_lines[..], None),
+    ];
+    let has_llc = m.llc.len() == m.epochs.len() && m.llc.iter().any(Option::is_some);
+    if has_llc {
+        panels.push((&llc_axes, &llc_lines[..], Some(&llc_band)));
+    }
+    let llc_caption = if has_llc {
+        format!(
+            " Local learning coefficient (SGLD, devinterp's estimator; docs/llc.md) at the last snapshot: {}.",
+            opt(m.llc[m.epochs.len() - 1], 1)
+        )
+    } else {
+        String::new()
+    };
     let last = m.epochs.len() - 1;
     let epoch = |e: Option<usize>| e.map_or("never".into(), |e| e.to_string());
     let mut figures = ipr_distribution(m)?;
     figures.insert(0, figure(
         "dynamics.svg",
         "Training dynamics: progress measures",
-        plot::line_panels((620, 440), &[(&loss_axes, &loss_lines, None), (&share_axes, &share_lines, None), (&norm_axes, &norm_lines, None)]),
+        plot::line_panels((620, 440), &panels),
         format!(
             "Progress measures (Nanda et al. 2023, adapted; definitions in docs/analysis.md) at {} snapshots, in {} coordinates (period {}), key frequencies {:?} (from the last snapshot). Memorised (train accuracy ≥ 99%) at epoch {}, grokked (validation accuracy ≥ 99%) at epoch {}. Last snapshot: restricted loss {:.3e}, excluded loss {:.3e}, Gini fc1 {:.3}, neurons with one frequency {}, all replaced {}, Σw² {:.1}{}.",
             m.epochs.len(), m.basis, m.m, m.key_frequencies, epoch(memorised), epoch(grokked),
             m.restricted_loss[last], m.excluded_loss[last], m.gini_fc1[last], pct(m.single_frequency_share[last]), pct(m.replaced_accuracy[last]), m.weight_norm[last],
             m.ipr_mean.get(last).map_or(String::new(), |v| format!(", mean neuron IPR {v:.3}"))
-        ),
+        ) + &llc_caption,
     )?);
     Ok(figures)
 }
@@ -1118,3 +1179,74 @@ fn waveforms(x: &Inputs<'_>) -> Result<Vec<Figure>> {
 }
 
 const BLACK_RGB: RGBColor = RGBColor(0, 0, 0);
+
+/// The LLC's diagnostic figure: every chain's minibatch loss over the SGLD steps, with `L_init`
+/// (the loss at the point sampled around).
+///
+/// # Errors
+/// [`Error::Analysis`] if plotters fails to draw it.
+pub(super) fn llc_trace_svg(estimate: &LlcEstimate) -> Result<String> {
+    let steps = estimate
+        .traces
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut lines: Vec<Line> = estimate
+        .traces
+        .iter()
+        .enumerate()
+        .map(|(c, trace)| Line {
+            label: match estimate.llc_per_chain.get(c).copied().flatten() {
+                Some(llc) => format!("chain {c}: λ̂ {llc:.2}"),
+                None => format!("chain {c}: diverged"),
+            },
+            points: trace
+                .iter()
+                .enumerate()
+                .map(|(s, &l)| (s as f64, l))
+                .collect(),
+            color: PALETTE[c % PALETTE.len()],
+            markers: false,
+            line: true,
+        })
+        .collect();
+    lines.push(Line {
+        label: format!("L_init {:.4}", estimate.init_loss),
+        points: vec![
+            (0.0, estimate.init_loss),
+            (steps as f64, estimate.init_loss),
+        ],
+        color: BLACK,
+        markers: false,
+        line: true,
+    });
+    let values = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    let axes = Axes {
+        title: format!(
+            "SGLD loss traces: λ̂ = {} ± {} (nβ {:.3})",
+            opt(estimate.llc_mean, 2),
+            opt(estimate.llc_std, 2),
+            estimate.nbeta
+        ),
+        x_label: "SGLD step".into(),
+        y_label: "minibatch loss".into(),
+        x_range: (0.0, steps as f64),
+        y_range: (lo - pad, hi + pad * 4.0),
+        whole_x: true,
+        legend_upper: true,
+        ..Axes::default()
+    };
+    Ok(figure(
+        "llc_trace.svg",
+        "LLC traces",
+        plot::line_chart((760, 480), &axes, &lines, None),
+        String::new(),
+    )?
+    .svg)
+}

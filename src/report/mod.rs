@@ -333,6 +333,15 @@ pub fn analyze(
     Ok(compute(weights, data, history, config)?.analysis)
 }
 
+/// The LLC's diagnostic figure as an SVG document: every chain's minibatch loss over the SGLD
+/// steps, with `L_init` ([`crate::analysis::llc`]).
+///
+/// # Errors
+/// [`Error::Analysis`] if the figure cannot be drawn.
+pub fn llc_trace_svg(estimate: &crate::analysis::llc::LlcEstimate) -> Result<String> {
+    figures::llc_trace_svg(estimate)
+}
+
 /// Runs every analysis and writes `figures/*.svg`, `analysis.json` and `report.html` into
 /// `folder` (created if missing), each file atomically. Returns the numbers. With `progress`
 /// (measures of the run's snapshots, [`progress_measures`](crate::analysis::progress::progress_measures)),

@@ -9,15 +9,19 @@ use super::{RunFolder, Summary};
 use crate::{
     analysis::{
         self,
+        llc::{self, LlcConfig, LlcEstimate, LlcRecord, LlcSnapshots},
         progress::{self, progress_measures, ProgressMeasures},
         WeightAnalysis,
     },
     data::ModularDataset,
+    device::BackendKind,
     error::{Error, Result},
     io::{self, checkpoint, snapshots::Snapshots},
     model::MlpWeights,
     operation::Operation,
     report::{self, ReportConfig},
+    step::Method,
+    TrainingConfig,
 };
 
 /// A saved model to analyse.
@@ -46,6 +50,17 @@ pub struct AnalyzeOptions {
     /// Write into a folder that already holds a run or an analysis (only the files this writes
     /// are replaced).
     pub force: bool,
+    /// The seed of the split of a model file that records none (a state dict, a `.safetensors`
+    /// file, a Burn record; `None`: the notebook's, 1337); a checkpoint or a snapshot file
+    /// records its own, which this must then agree with. Only the LLC reads the split.
+    pub seed: Option<u64>,
+    /// The training fraction of that split (`None`: the notebook's, 0.8), likewise.
+    pub train_fraction: Option<f64>,
+    /// Estimate the local learning coefficient ([`llc`]) at the model (`llc.json`,
+    /// `llc_trace.svg`), or at every snapshot (`progress.json`'s `llc`, `llc_snapshots.json`).
+    pub llc: Option<LlcConfig>,
+    /// The backend the LLC's chains run on.
+    pub backend: BackendKind,
 }
 
 /// What [`analyze_saved`] found and wrote.
@@ -66,6 +81,10 @@ pub struct Analyzed {
     pub progress: Option<ProgressMeasures>,
     /// Seconds spent on the progress measures.
     pub progress_seconds: f64,
+    /// The LLC at the model, or at each snapshot, with [`AnalyzeOptions::llc`].
+    pub llc: Option<Vec<LlcEstimate>>,
+    /// Seconds spent sampling the LLC.
+    pub llc_seconds: f64,
     /// Whether the file recorded no operation and none was given, so addition was assumed.
     pub assumed_addition: bool,
 }
@@ -74,6 +93,8 @@ pub struct Analyzed {
 struct Loaded {
     weights: MlpWeights,
     data: ModularDataset,
+    /// The training configuration the file records (a checkpoint's, the snapshots').
+    recorded: Option<TrainingConfig>,
     snapshots: Option<Snapshots>,
     assumed_addition: bool,
 }
@@ -90,12 +111,45 @@ fn agree(given: Option<Operation>, recorded: Operation, what: &str) -> Result<Op
     }
 }
 
+/// The recorded split of `config`, checked against the seed and training fraction given.
+fn agree_split(options: &AnalyzeOptions, config: &TrainingConfig, what: &str) -> Result<()> {
+    let seed = options.seed.filter(|&s| s != config.seed);
+    let fraction = options
+        .train_fraction
+        .filter(|&f| f.to_bits() != config.train_fraction.to_bits());
+    if let Some(seed) = seed {
+        return Err(Error::InvalidConfig {
+            field: "seed",
+            value: seed.to_string(),
+            reason: split_reason(what),
+        });
+    }
+    if let Some(fraction) = fraction {
+        return Err(Error::InvalidConfig {
+            field: "train-fraction",
+            value: fraction.to_string(),
+            reason: split_reason(what),
+        });
+    }
+    Ok(())
+}
+
+/// Why a split given for a file that records its own is refused.
+fn split_reason(what: &str) -> &'static str {
+    if what == "checkpoint" {
+        "the checkpoint records its own split; leave the flag out"
+    } else {
+        "the snapshot file records its own split; leave the flag out"
+    }
+}
+
 fn load(model: &SavedModel, options: &AnalyzeOptions) -> Result<Loaded> {
     let path = match model {
         SavedModel::Snapshots(path) => {
             let snapshots = Snapshots::load(path)?;
             let config = snapshots.config().clone();
             let operation = agree(options.operation, config.operation, "snapshot file")?;
+            agree_split(options, &config, "snapshot file")?;
             let last = snapshots
                 .len()
                 .checked_sub(1)
@@ -112,6 +166,7 @@ fn load(model: &SavedModel, options: &AnalyzeOptions) -> Result<Loaded> {
             return Ok(Loaded {
                 weights: snapshots.weights(last),
                 data,
+                recorded: Some(config),
                 snapshots: Some(snapshots),
                 assumed_addition: false,
             });
@@ -137,22 +192,31 @@ fn load(model: &SavedModel, options: &AnalyzeOptions) -> Result<Loaded> {
         .then(|| checkpoint::state_from_bytes(&bytes, path))
         .transpose()?
         .map(|state| state.config);
-    let (data, assumed_addition) = match recorded {
+    let (data, assumed_addition) = match &recorded {
         Some(c) => {
             let operation = agree(options.operation, c.operation, "checkpoint")?;
+            agree_split(options, c, "checkpoint")?;
             let data = ModularDataset::with_operation(p, operation, c.train_fraction, c.seed)?;
             (data, false)
         }
-        // The full grid does not depend on the split; 0.5 is valid for every p >= 2.
+        // The notebook's split unless told otherwise (the analyses of the full grid do not
+        // depend on it; the LLC samples on its training rows).
         None => {
             let operation = options.operation.unwrap_or_default();
-            let data = ModularDataset::with_operation(p, operation, 0.5, 0)?;
+            let notebook = TrainingConfig::new();
+            let data = ModularDataset::with_operation(
+                p,
+                operation,
+                options.train_fraction.unwrap_or(notebook.train_fraction),
+                options.seed.unwrap_or(notebook.seed),
+            )?;
             (data, options.operation.is_none())
         }
     };
     Ok(Loaded {
         weights,
         data,
+        recorded,
         snapshots: None,
         assumed_addition,
     })
@@ -189,12 +253,35 @@ pub fn analyze_saved(
     out: impl AsRef<Path>,
     options: &AnalyzeOptions,
 ) -> Result<Analyzed> {
+    analyze_saved_with(model, out, options, &mut |_| {})
+}
+
+/// [`analyze_saved`], calling `llc_progress` with the SGLD steps done (of
+/// [`LlcConfig::steps`]) as the LLC is sampled.
+///
+/// # Errors
+/// As [`analyze_saved`]; [`llc::estimate_llc_on`]'s.
+pub fn analyze_saved_with(
+    model: &SavedModel,
+    out: impl AsRef<Path>,
+    options: &AnalyzeOptions,
+    llc_progress: &mut dyn FnMut(usize),
+) -> Result<Analyzed> {
     let Loaded {
         weights,
         data,
+        recorded,
         snapshots,
         assumed_addition,
     } = load(model, options)?;
+    let llc_rows = match &options.llc {
+        Some(config) => {
+            let rows = llc::training_rows(&data, recorded.as_ref())?;
+            config.validate(rows.len())?;
+            Some(rows)
+        }
+        None => None,
+    };
     let (p, hidden) = (weights.p(), weights.d_hidden());
     if options.report && hidden < 4 {
         return Err(Error::Analysis {
@@ -214,11 +301,18 @@ pub fn analyze_saved(
     } else {
         0
     };
+    let points = snapshots.as_ref().map_or(1, Snapshots::len);
+    let llc_bytes = match (&options.llc, &llc_rows) {
+        (Some(config), Some(rows)) => llc::memory_estimate((p, hidden), rows.len(), points, config),
+        _ => 0,
+    };
     crate::memory::check(
         &format!("the analyses for p = {p} and {hidden} hidden units"),
-        progress_bytes.saturating_add(report_bytes),
+        progress_bytes
+            .saturating_add(report_bytes)
+            .saturating_add(llc_bytes),
     )?;
-    let (progress, progress_seconds) = match &snapshots {
+    let (mut progress, progress_seconds) = match &snapshots {
         Some(snapshots) => {
             let start = Instant::now();
             let measures = progress_measures(snapshots, options.key_frequencies.as_deref())?;
@@ -226,6 +320,30 @@ pub fn analyze_saved(
         }
         None => (None, 0.0),
     };
+    let (llc, llc_seconds) = match (&options.llc, &llc_rows) {
+        (Some(config), Some(rows)) => {
+            let centres: Vec<MlpWeights> = match &snapshots {
+                Some(s) => (0..s.len()).map(|i| s.weights(i)).collect(),
+                None => vec![weights.clone()],
+            };
+            let method = recorded.as_ref().map_or_else(Method::default, |c| c.method);
+            let start = Instant::now();
+            let found = llc::estimate_llc_on(
+                options.backend,
+                &centres,
+                rows,
+                &method,
+                config,
+                llc_progress,
+            )?;
+            (Some(found), start.elapsed().as_secs_f64())
+        }
+        _ => (None, 0.0),
+    };
+    if let (Some(measures), Some(found)) = (&mut progress, &llc) {
+        measures.llc = found.iter().map(|e| e.llc_mean).collect();
+        measures.llc_std = found.iter().map(|e| e.llc_std).collect();
+    }
     let found = analysis::analyse_weights(&weights, &data);
     let folder = RunFolder::create(out, options.force)?;
     folder.write_neurons(&found)?;
@@ -233,6 +351,36 @@ pub fn analyze_saved(
     folder.write_summary(&summary)?;
     if let Some(measures) = &progress {
         measures.write(folder.file("progress.json"))?;
+    }
+    if let (Some(config), Some(found)) = (&options.llc, &llc) {
+        let backend = options.backend.name().to_owned();
+        match &snapshots {
+            Some(s) => io::write_json(
+                folder.file("llc_snapshots.json"),
+                &LlcSnapshots {
+                    config: *config,
+                    backend,
+                    seconds: llc_seconds,
+                    epochs: s.epochs().to_vec(),
+                    estimates: found.clone(),
+                },
+            )?,
+            None => {
+                io::write_json(
+                    folder.file("llc.json"),
+                    &LlcRecord {
+                        config: *config,
+                        backend,
+                        seconds: llc_seconds,
+                        estimate: found[0].clone(),
+                    },
+                )?;
+                io::write_atomic(
+                    folder.file("llc_trace.svg"),
+                    report::llc_trace_svg(&found[0])?.as_bytes(),
+                )?;
+            }
+        }
     }
     if options.report {
         let config = ReportConfig {
@@ -256,6 +404,8 @@ pub fn analyze_saved(
         summary,
         progress,
         progress_seconds,
+        llc,
+        llc_seconds,
         assumed_addition,
     })
 }

@@ -59,7 +59,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use analyze::{analyze_saved, AnalyzeOptions, Analyzed, SavedModel};
+pub use analyze::{analyze_saved, analyze_saved_with, AnalyzeOptions, Analyzed, SavedModel};
 pub use folder::{metrics_csv, NeuronsFile, RunFolder, METRICS_HEADER};
 pub use summary::{FinalMetrics, Summary};
 

@@ -14,8 +14,8 @@
 //! | [`matmul_kernel`] | 4×4 tile of `(k, i, j)` | `dpre = (dlogits · W2ᵀ) ⊙ σ'(pre)` |
 //! | [`matmul_kernel`] | 4×4 tile of `(k, j, c)` | `dW2 = postᵀ · dlogits` |
 //! | [`fc1_grad_kernel`] | `(k, j)` | `dW1[·, j]`: `dpre[i, j]` added into rows `a_i`, `p + b_i`, rows in order |
-//! | [`update_kernel`] | `(k, j, c)` | AdamW or SGD on `W2` |
-//! | [`update_kernel`] | `(k, r, j)` | AdamW or SGD on `W1` |
+//! | [`update_kernel`] | `(k, j, c)` | AdamW, SGD or SGLD on `W2` |
+//! | [`update_kernel`] | `(k, r, j)` | AdamW, SGD or SGLD on `W1` |
 //!
 //! Each member's choices ([`Method`]) are rows of small tables ([`CODES`], [`PARAMS`],
 //! [`FACTORS`]) that the kernels branch on, so members of different methods share every launch.
@@ -24,7 +24,9 @@
 //! blocks); ⊥Grad's dot products and norms as chunked sums ([`dots_kernel`], [`totals_kernel`],
 //! [`project_kernel`], [`rescale_kernel`]); and Muon ([`muon_momentum_kernel`], its norm,
 //! five Newton–Schulz steps of three batched products of [`matmul_kernel`] and two
-//! [`combine_kernel`]s, [`muon_apply_kernel`]) over the Muon members only. Everything is `f32`
+//! [`combine_kernel`]s, [`muon_apply_kernel`]) over the Muon members only. SGLD draws its noise
+//! in [`update_kernel`] ([`sgld_noise`]: the host's [`noise`](super::noise) arithmetic on the
+//! same integers). Everything is `f32`
 //! (WGSL has no `f64`): StableMax, which the host computes in `f64` as its authors do, is
 //! arranged so that its label's gradient does not cancel ([`loss_kernel`]), and the sums of
 //! ⊥Grad and Muon are per chunk of [`CHUNK`] elements, then over the chunks, each in order.
@@ -41,8 +43,14 @@
 //! through it, so the same stack serves `CubeBackend` and `Fusion<CubeBackend>` (Burn's `Wgpu`,
 //! `Vulkan` and `Cuda` types).
 
-// Kernels take their sizes as separate scalars, and CubeCL's DSL has no `div_ceil`.
-#![allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+// Kernels take their sizes as separate scalars, and CubeCL's DSL has no `div_ceil`,
+// `rotate_left` or `is_multiple_of`.
+#![allow(
+    clippy::too_many_arguments,
+    clippy::manual_div_ceil,
+    clippy::manual_rotate,
+    clippy::manual_is_multiple_of
+)]
 
 use std::ops::Range;
 
@@ -55,6 +63,7 @@ use crate::model::{transpose, MlpWeights};
 use super::{
     betas, bias_corrections,
     method::{ma_push, muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    noise::chain_key,
     unstack_adam, unstack_weights, Activation, EpochSums, Grokfast, Hyper, Loss, Method, Optimizer,
     OptimizerState, PassSums, Rows, StackSetup, StepBackend,
 };
@@ -69,15 +78,16 @@ const CUBE_SIZE: u32 = 256;
 const LOGITS_BUDGET: usize = 1 << 24;
 
 /// Columns of [`CubeStack::codes`] per member: activation (0 ReLU, 1 square), loss (0
-/// cross-entropy, 1 StableMax, 2 MSE), optimiser (0 AdamW, 1 SGD, 2 Muon), Nesterov (0, 1),
-/// filter (0 none, 1 EMA, 2 MA), the MA's window, the member's first block of filter memory,
-/// ⊥Grad (0, 1).
-const CODES: usize = 8;
-/// Columns of [`CubeStack::params`] per member: β₁, β₂, momentum, α, `1 − α`, λ.
-const PARAMS: usize = 6;
-/// Columns of [`CubeStack::factors`] per member: lr, `1 − lr·wd`, ε, wd, and Muon's step
-/// `lr·√max(1, d_in/d_out)` of fc1 and of fc2.
-const FACTORS: usize = 6;
+/// cross-entropy, 1 StableMax, 2 MSE), optimiser (0 AdamW, 1 SGD, 2 Muon, 3 SGLD), Nesterov
+/// (0, 1), filter (0 none, 1 EMA, 2 MA), the MA's window, the member's first block of filter
+/// memory, ⊥Grad (0, 1), and SGLD's noise key (two words).
+const CODES: usize = 10;
+/// Columns of [`CubeStack::params`] per member: β₁, β₂, momentum, α, `1 − α`, λ, SGLD's nβ and
+/// γ.
+const PARAMS: usize = 8;
+/// Columns of [`CubeStack::factors`] per member: lr, `1 − lr·wd`, ε, wd, Muon's step
+/// `lr·√max(1, d_in/d_out)` of fc1 and of fc2, and SGLD's `−ε/2` and `√ε`.
+const FACTORS: usize = 8;
 /// Elements per partial sum of the per-matrix reductions (⊥Grad's dot products, Muon's norm):
 /// each thread sums one chunk in order, then one thread per member sums the chunks in order.
 const CHUNK: usize = 256;
@@ -508,9 +518,12 @@ fn fc1_grad_kernel(
 
 /// Member `k`'s optimiser on every element of a stacked weight (`per_member` elements a member)
 /// with its final gradients `g`: AdamW, `w ← w·(1 − lr·wd) − lr · (m / (1 − β₁ᵗ)) / (√(v /
-/// (1 − β₂ᵗ)) + ε)` with the bias corrections `bias[2k..2k + 2]` of this step; or SGD as
+/// (1 − β₂ᵗ)) + ε)` with the bias corrections `bias[2k..2k + 2]` of this step; SGD as
 /// `torch.optim.SGD` (`g ← g + wd·w`, `b ← μ·b + g`, `g ← g + μ·b` with Nesterov or `b`,
-/// `w ← w − lr·g`, the buffer in `m1`). Muon's members are left to [`muon_apply_kernel`].
+/// `w ← w − lr·g`, the buffer in `m1`); or SGLD (`d = g·nβ + (w·λ + (w − w*)·γ)`, `w ← w +
+/// (−ε/2)·d`, `w ← w + √ε·ξ`, the centre `w*` in `m1`, the noise of weight `first + e` for a
+/// member's element `e`, at noise step `noise_step`). Muon's members are left to
+/// [`muon_apply_kernel`].
 #[cube(launch_unchecked)]
 fn update_kernel(
     g: &Array<f32>,
@@ -523,6 +536,8 @@ fn update_kernel(
     bias: &Array<f32>,
     k_count: usize,
     per_member: usize,
+    first: usize,
+    noise_step: u32,
 ) {
     let pos = ABSOLUTE_POS;
     if pos >= k_count * per_member {
@@ -551,7 +566,122 @@ fn update_kernel(
             step = decayed + mu * buffer;
         }
         w[pos] -= factors[k * FACTORS] * step;
+    } else if optimizer == 3 {
+        let weight = w[pos];
+        let prior = weight * factors[k * FACTORS + 3] + (weight - m1[pos]) * params[k * PARAMS + 7];
+        let d = grad * params[k * PARAMS + 6] + prior;
+        let drifted = weight + factors[k * FACTORS + 6] * d;
+        let index = u32::cast_from(first + pos % per_member);
+        let xi = sgld_noise(
+            codes[k * CODES + 8],
+            codes[k * CODES + 9],
+            noise_step,
+            index,
+        );
+        w[pos] = drifted + factors[k * FACTORS + 7] * xi;
     }
+}
+
+/// `x` rotated left by `r` bits, `0 < r < 32`.
+#[cube]
+fn rotl(x: u32, r: u32) -> u32 {
+    (x << r) | (x >> (32 - r))
+}
+
+/// [`noise::normal`](super::noise::normal) of weight `index` at step `step` under the key `(k0,
+/// k1)`: the same Threefry-2x32-20 block and the same Box–Muller arithmetic (Cephes' `logf`,
+/// `sinf` and `cosf` polynomials, the same constants), written out for the device.
+#[cube]
+fn sgld_noise(k0: u32, k1: u32, step: u32, index: u32) -> f32 {
+    let k2 = k0 ^ k1 ^ 0x1BD1_1BDAu32;
+    let mut a = index / 2 + k0;
+    let mut b = step + k1;
+    // Rounds r = 0..20 rotate by 13, 15, 26, 6, 17, 29, 16, 24, ... (five bits each, four to a
+    // word); after every fourth, key injection n: ks[n % 3], ks[(n + 1) % 3] + n.
+    for r in 0..20u32 {
+        let mut table = 0x3_69EDu32;
+        if (r / 4) % 2 == 1 {
+            table = 0xC_43B1u32;
+        }
+        a += b;
+        b = rotl(b, (table >> (5 * (r % 4))) & 31) ^ a;
+        if r % 4 == 3 {
+            let n = r / 4 + 1;
+            if n % 3 == 0 {
+                a += k0;
+                b += k1 + n;
+            } else if n % 3 == 1 {
+                a += k1;
+                b += k2 + n;
+            } else {
+                a += k2;
+                b += k0 + n;
+            }
+        }
+    }
+    // u₁ ∈ (0, 1] and its logarithm (Cephes' logf).
+    let u1 = f32::cast_from((a >> 8) + 1) * (1.0f32 / 16_777_216.0f32);
+    let bits = u32::reinterpret(u1);
+    let mut e = i32::cast_from((bits >> 23) & 0xff) - 126;
+    let m = f32::reinterpret((bits & 0x807f_ffffu32) | 0x3f00_0000u32);
+    let mut x = m - 1.0;
+    if m < 0.707_106_77f32 {
+        e -= 1;
+        x = m + m - 1.0;
+    }
+    let ef = f32::cast_from(e);
+    let z = x * x;
+    let mut y = ((((((((7.037_683_6e-2f32 * x - 1.151_461e-1f32) * x + 1.167_699_9e-1f32) * x
+        - 1.242_014_1e-1f32)
+        * x
+        + 1.424_932_3e-1f32)
+        * x
+        - 1.666_805_8e-1f32)
+        * x
+        + 2.000_071_5e-1f32)
+        * x
+        - 2.499_999_4e-1f32)
+        * x
+        + 3.333_333e-1f32)
+        * x
+        * z;
+    y += -2.121_944_4e-4f32 * ef;
+    y += -0.5f32 * z;
+    let ln = x + y + 0.693_359_4f32 * ef;
+    let radius = (-2.0f32 * ln).sqrt();
+    // cos 2πu₂ or sin 2πu₂ by quarter turns (Cephes' sinf and cosf).
+    let turns = b >> 8;
+    let n = (turns + 2_097_152u32) >> 22;
+    let rest =
+        f32::cast_from(i32::cast_from(turns) - i32::cast_from(n << 22)) * (1.0f32 / 4_194_304.0f32);
+    let t = rest * 1.570_796_4f32;
+    let tt = t * t;
+    let sin = ((-1.951_529_6e-4f32 * tt + 8.332_161e-3f32) * tt - 1.666_665_5e-1f32) * tt * t + t;
+    let cos = ((2.443_315_7e-5f32 * tt - 1.388_731_6e-3f32) * tt + 4.166_664_6e-2f32) * tt * tt
+        - 0.5f32 * tt
+        + 1.0f32;
+    // Quarter turn q: (cos, sin) of the angle is (c, s), (−s, c), (−c, −s), (s, −c).
+    let q = n & 3;
+    let mut value = cos;
+    if index % 2 == 0 {
+        if q == 1 {
+            value = -sin;
+        } else if q == 2 {
+            value = -cos;
+        } else if q == 3 {
+            value = sin;
+        }
+    } else {
+        value = sin;
+        if q == 1 {
+            value = cos;
+        } else if q == 2 {
+            value = -sin;
+        } else if q == 3 {
+            value = -cos;
+        }
+    }
+    radius * value
 }
 
 /// Member `k`'s Grokfast filter on its gradients `g` of one weight (`per_member` elements a
@@ -955,6 +1085,8 @@ fn factors_of(hyper: &[Hyper], (p, h): (usize, usize)) -> Vec<f32> {
                 hyper.weight_decay as f32,
                 muon(2 * p, h),
                 muon(h, p),
+                (-0.5 * hyper.lr) as f32,
+                hyper.lr.sqrt() as f32,
             ]
         })
         .collect()
@@ -975,6 +1107,11 @@ fn codes_of(methods: &[Method]) -> Vec<u32> {
                 Optimizer::AdamW { .. } => (0, false),
                 Optimizer::Sgd { nesterov, .. } => (1, nesterov),
                 Optimizer::Muon { .. } => (2, false),
+                Optimizer::Sgld { .. } => (3, false),
+            };
+            let key = match m.optimizer {
+                Optimizer::Sgld { seed, chain, .. } => chain_key(seed, chain),
+                _ => [0, 0],
             };
             let block = first_block;
             first_block += m.filter_capacity();
@@ -988,6 +1125,8 @@ fn codes_of(methods: &[Method]) -> Vec<u32> {
                 index(window),
                 index(block),
                 m.orthograd as u32,
+                key[0],
+                key[1],
             ]
         })
         .collect()
@@ -1001,7 +1140,15 @@ fn params_of(methods: &[Method]) -> Vec<f32> {
             let (beta_1, beta_2) = betas(m);
             let momentum = match m.optimizer {
                 Optimizer::Sgd { momentum, .. } | Optimizer::Muon { momentum } => momentum as f32,
-                Optimizer::AdamW { .. } => 0.0,
+                Optimizer::AdamW { .. } | Optimizer::Sgld { .. } => 0.0,
+            };
+            let (nbeta, localization) = match m.optimizer {
+                Optimizer::Sgld {
+                    nbeta,
+                    localization,
+                    ..
+                } => (nbeta as f32, localization as f32),
+                _ => (0.0, 0.0),
             };
             let (alpha, one_minus_alpha, lambda) = match m.grokfast {
                 Some(Grokfast::Ema { alpha, lambda }) => {
@@ -1010,7 +1157,16 @@ fn params_of(methods: &[Method]) -> Vec<f32> {
                 Some(Grokfast::Ma { lambda, .. }) => (0.0, 0.0, lambda as f32),
                 None => (0.0, 0.0, 0.0),
             };
-            [beta_1, beta_2, momentum, alpha, one_minus_alpha, lambda]
+            [
+                beta_1,
+                beta_2,
+                momentum,
+                alpha,
+                one_minus_alpha,
+                lambda,
+                nbeta,
+                localization,
+            ]
         })
         .collect()
 }
@@ -1467,6 +1623,8 @@ impl<R: CubeRuntime> CubeStack<R> {
                 arr(bias, k * 2),
                 k,
                 per_member,
+                [0, 2 * p * h][matrix],
+                u32::try_from(self.step - 1).expect("fewer than 2³² steps"),
             );
             if let Some(muon) = &self.muon {
                 self.muon(matrix, muon, g, w);
@@ -1648,6 +1806,17 @@ impl<R: CubeRuntime> CubeStack<R> {
         }
     }
 
+    /// Every member's training sums (one read), reset; the validation sums are kept.
+    fn take_train_sums(&mut self) -> Vec<PassSums> {
+        let mut values = self.read(vec![self.sums.clone()]).remove(0);
+        let sums: Vec<PassSums> = values.chunks_exact(SUMS).map(pass_sums).collect();
+        for member in values.chunks_exact_mut(SUMS) {
+            member[..3].fill(0.0);
+        }
+        self.sums = upload_f32(&self.client, &values);
+        sums
+    }
+
     /// Every member's epoch sums and `Σ w²` (one read), the sums reset.
     fn take_sums(&mut self) -> Vec<EpochSums> {
         let (k, p, h) = (self.k, self.p, self.h);
@@ -1677,17 +1846,12 @@ impl<R: CubeRuntime> CubeStack<R> {
             .read(vec![sums, squares])
             .try_into()
             .expect("two buffers read");
-        let pass = |s: &[f32]| PassSums {
-            loss_sum: s[0] as f64,
-            correct: s[1] as usize,
-            collapsed: s[2] as usize,
-        };
         values
             .chunks_exact(SUMS)
             .zip(squares.chunks_exact(2))
             .map(|(s, w)| EpochSums {
-                train: pass(&s[..3]),
-                val: pass(&s[3..]),
+                train: pass_sums(&s[..3]),
+                val: pass_sums(&s[3..]),
                 weight_sq: w[0] as f64 + w[1] as f64,
             })
             .collect()
@@ -1746,6 +1910,15 @@ impl<R: CubeRuntime> CubeStack<R> {
     }
 }
 
+/// A pass's sums from its three values in [`CubeStack::sums`]: loss, right, collapsed.
+fn pass_sums(s: &[f32]) -> PassSums {
+    PassSums {
+        loss_sum: s[0] as f64,
+        correct: s[1] as usize,
+        collapsed: s[2] as usize,
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Split {
     Train,
@@ -1771,6 +1944,10 @@ macro_rules! impl_cube_step_backend {
 
             fn stack_take_sums(stack: &mut CubeStack<R>) -> Vec<EpochSums> {
                 stack.take_sums()
+            }
+
+            fn stack_take_train_sums(stack: &mut CubeStack<R>) -> Vec<PassSums> {
+                stack.take_train_sums()
             }
 
             fn stack_weights(stack: &CubeStack<R>) -> Vec<MlpWeights> {

@@ -12,8 +12,9 @@
 //!   by scatter-adding `dpre[i]` into rows `a_i` and `p + b_i` in row order;
 //! - the Grokfast filter, element by element; ⊥Grad, whose dot products are summed per piece
 //!   in `f64` and then over the pieces in piece order (two more barriers);
-//! - AdamW or SGD, element by element; or Muon, whose Newton–Schulz steps take each whole
-//!   matrix (small GEMMs), one matrix per thread after the team's step.
+//! - AdamW, SGD or SGLD (its noise drawn for the piece's weights by [`fill_normals`]), element by
+//!   element; or Muon, whose Newton–Schulz steps take each whole matrix (small GEMMs), one matrix
+//!   per thread after the team's step.
 //!
 //! # Threads
 //! The hidden units are cut into fixed pieces of at most [`MAX_UNITS_PER_PIECE`] units.
@@ -47,7 +48,8 @@ use crate::model::MlpWeights;
 
 use super::{
     betas, bias_corrections,
-    method::{ma_push, muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    method::{ma_push, muon_lr_ratio, Sgld, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    noise::fill_normals,
     pool::{Pool, Team},
     Activation, EpochSums, FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState,
     PassSums, Rows, StackSetup, StepBackend,
@@ -161,6 +163,8 @@ struct Scratch {
     g2: Vec<f32>,
     /// The MA filter's sums, laid out as `g1` and `g2`.
     acc: [Vec<f32>; 2],
+    /// SGLD's noise, laid out as `g1` and `g2`.
+    noise: [Vec<f32>; 2],
     /// ⊥Grad's sums per unit piece: `[w·w, w·g, g·g]` of fc1 then of fc2, and `‖g_⊥‖²` of both.
     dots: Vec<f64>,
     orth: Vec<f64>,
@@ -200,6 +204,7 @@ impl Scratch {
             g1: vec![0.0; 2 * p * h],
             g2: vec![0.0; h * p],
             acc: [vec![0.0; 2 * p * h], vec![0.0; h * p]],
+            noise: [vec![0.0; 2 * p * h], vec![0.0; h * p]],
             dots: vec![0.0; pieces * 6],
             orth: vec![0.0; pieces * 2],
         }
@@ -232,7 +237,7 @@ impl HostStack {
             .members
             .into_iter()
             .map(|m| {
-                let adam = m.optimizer.unwrap_or_else(|| OptimizerState::zeros(p, h));
+                let adam = m.start_state();
                 let fc1 = |values: &[f32]| fc1_to_pieces(values, (p, h), pieces);
                 let fc2 = |values: &[f32]| crate::model::transpose(values, p, h);
                 let (n1, n2) = (2 * p * h, h * p);
@@ -291,6 +296,7 @@ impl HostStack {
             let s = &mut self.scratch;
             let weights = (&mut m.w1[..], &mut m.w2[..]);
             let [acc1, acc2] = &mut s.acc;
+            let [noise1, noise2] = &mut s.noise;
             let [filter1, filter2] = &mut m.filter;
             let job = StepJob {
                 pass: Pass::new(
@@ -310,6 +316,7 @@ impl HostStack {
                 m2: [Parts::new(&mut m.m2_w1), Parts::new(&mut m.m2_w2)],
                 memory: [Parts::new(filter1), Parts::new(filter2)],
                 acc: [Parts::new(acc1), Parts::new(acc2)],
+                noise: [Parts::new(noise1), Parts::new(noise2)],
                 dots: Parts::new(&mut s.dots),
                 orth: Parts::new(&mut s.orth),
             };
@@ -541,6 +548,8 @@ struct StepJob<'a> {
     /// The filter's memory ([`HostMember::filter`]).
     memory: [Parts<'a, f32>; 2],
     acc: [Parts<'a, f32>; 2],
+    /// [`Scratch::noise`].
+    noise: [Parts<'a, f32>; 2],
     /// [`Scratch::dots`] and [`Scratch::orth`].
     dots: Parts<'a, f64>,
     orth: Parts<'a, f64>,
@@ -732,10 +741,35 @@ impl StepJob<'_> {
                     [&self.pass.w1, &self.pass.w2][k].part(range.clone()),
                     self.g[k].part(range.clone()),
                     self.m1[k].part(range.clone()),
-                    self.m2[k].part(range),
+                    self.m2[k].part(range.clone()),
                 )
             };
-            self.update.apply(w, g, m1, m2);
+            if let Update::Sgld(sgld) = self.update {
+                // SAFETY: piece `i`'s noise, by the caller's contract.
+                let noise = unsafe { self.noise[k].part(range) };
+                self.piece_noise(sgld, i, k, noise);
+                sgld_update(sgld, w, g, m1, noise);
+            } else {
+                self.update.apply(w, g, m1, m2);
+            }
+        }
+    }
+
+    /// SGLD's noise for piece `i` of matrix `k`, in the host layout: the weights' numbers in
+    /// Burn's layout ([`super::noise`]) are runs of the piece's units in each row of fc1
+    /// `[2p, h]`, and one run of its rows of fc2 `[h, p]`.
+    #[inline(always)]
+    fn piece_noise(&self, sgld: &Sgld, i: usize, k: usize, noise: &mut [f32]) {
+        let (p, h) = (self.pass.p, self.pass.h);
+        let u = units(i, self.pass.pieces, h);
+        let fill =
+            |start: usize, out: &mut [f32]| fill_normals(sgld.key, sgld.step, start as u64, out);
+        if k == 0 {
+            for (r, row) in noise.chunks_exact_mut(u.len()).enumerate() {
+                fill(r * h + u.start, row);
+            }
+        } else {
+            fill(2 * p * h + u.start * p, noise);
         }
     }
 }
@@ -1000,6 +1034,14 @@ macro_rules! impl_host_step_backend {
                     .collect()
             }
 
+            fn stack_take_train_sums(stack: &mut HostStack) -> Vec<PassSums> {
+                stack
+                    .members
+                    .iter_mut()
+                    .map(|m| std::mem::take(&mut m.sums.train))
+                    .collect()
+            }
+
             fn stack_weights(stack: &HostStack) -> Vec<MlpWeights> {
                 stack
                     .members
@@ -1103,6 +1145,7 @@ enum Update {
     Sgd(Sgd),
     /// Applied to the whole matrices after the team's work ([`Muon::step`]).
     Muon(Muon),
+    Sgld(Sgld),
 }
 
 impl Update {
@@ -1123,6 +1166,9 @@ impl Update {
                 decay: hyper.factors().1,
                 momentum: momentum as f32,
             }),
+            Optimizer::Sgld { .. } => {
+                Update::Sgld(Sgld::of(method, hyper, step).expect("an SGLD member"))
+            }
         }
     }
 
@@ -1132,7 +1178,7 @@ impl Update {
         match self {
             Update::AdamW(adam) => adam.update(w, g, m1, m2),
             Update::Sgd(sgd) => sgd.update(w, g, m1),
-            Update::Muon(_) => {}
+            Update::Muon(_) | Update::Sgld(_) => {}
         }
     }
 }
@@ -1200,6 +1246,18 @@ impl Sgd {
             let g = if self.nesterov { g + mu * *b } else { *b };
             *w -= lr * g;
         }
+    }
+}
+
+/// devinterp's `SGMCMC.sgld` step element by element, in its order: `d = g·nβ + (w·λ +
+/// (w − w*)·γ)`, `w ← w + (−ε/2)·d`, `w ← w + √ε·ξ`.
+#[inline(always)]
+fn sgld_update(sgld: &Sgld, w: &mut [f32], g: &[f32], centre: &[f32], noise: &[f32]) {
+    for (((w, &g), &c), &xi) in w.iter_mut().zip(g).zip(centre).zip(noise) {
+        let prior = *w * sgld.weight_decay + (*w - c) * sgld.localization;
+        let d = g * sgld.nbeta + prior;
+        *w += sgld.drift * d;
+        *w += sgld.diffusion * xi;
     }
 }
 
@@ -1576,7 +1634,25 @@ mod tests {
             ..other
         };
         let (muon_one, muon_sums) = train_on(1, shape, muon);
+        // SGLD draws each piece's noise by the weights' numbers, not by thread.
+        let sgld = Method {
+            optimizer: Optimizer::Sgld {
+                nbeta: 5.0,
+                localization: 10.0,
+                seed: 4,
+                chain: 1,
+            },
+            ..Method::default()
+        };
+        let (sgld_one, sgld_sums) = train_on(1, shape, sgld);
+        assert!(sgld_sums.iter().all(|s| s.train.loss_sum.is_finite()));
         for threads in [2, 3] {
+            let (many, many_sums) = train_on(threads, shape, sgld);
+            assert_eq!(
+                (many, many_sums),
+                (sgld_one.clone(), sgld_sums.clone()),
+                "SGLD on {threads} threads"
+            );
             let (many, many_sums) = train_on(threads, shape, muon);
             assert_eq!(
                 (many, many_sums),

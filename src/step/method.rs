@@ -17,9 +17,13 @@
 //! - [`Optimizer::Muon`]: Burn 0.21's `Muon` (Jordan et al. 2024): Nesterov momentum, then the
 //!   update orthogonalised by five Newton–Schulz steps, its learning rate scaled by the matrix's
 //!   shape, and decoupled weight decay.
+//! - [`Optimizer::Sgld`]: not an optimiser but a sampler, devinterp 2.0.1's default
+//!   (`SGMCMC.sgld`, Lau et al. 2023): Langevin steps around the weights it starts from, for the
+//!   local learning coefficient ([`crate::analysis::llc`]).
 
 use serde::{Deserialize, Serialize};
 
+use super::{noise::chain_key, Hyper};
 use crate::error::{Error, Result};
 
 /// One member's choices for its step. Defaults are the notebook's.
@@ -112,6 +116,23 @@ pub enum Optimizer {
         /// Momentum μ ≥ 0 (Burn's default 0.95), always Nesterov's.
         momentum: f64,
     },
+    /// Stochastic gradient Langevin dynamics as devinterp 2.0.1's `SGMCMC.sgld` does it, with ε
+    /// the member's learning rate, λ its weight decay and `w*` the weights it started from
+    /// (kept in the first moments, so a checkpoint holds it): per element, `d = nβ·g + λ·w +
+    /// γ·(w − w*)`, `w ← w + (−ε/2)·d`, then `w ← w + √ε·ξ` with `ξ` the standard normal noise of
+    /// [`noise`](super::noise) for `(seed, chain, step, weight)`. `g` is the gradient of the
+    /// batch's mean loss (after any filter and ⊥Grad).
+    Sgld {
+        /// The inverse temperature nβ > 0 (devinterp's `default_nbeta`: `m / ln m` for batches of
+        /// `m` rows).
+        nbeta: f64,
+        /// The localisation γ ≥ 0, the pull towards `w*`.
+        localization: f64,
+        /// The noise's seed.
+        seed: u64,
+        /// The chain, the noise's second key.
+        chain: u32,
+    },
 }
 
 impl Default for Optimizer {
@@ -140,6 +161,47 @@ pub const MUON_EPSILON: f32 = 1e-7;
 /// `AdjustLrFn::Original`): `√max(1, rows / cols)`.
 pub fn muon_lr_ratio(rows: usize, cols: usize) -> f64 {
     (rows as f64 / cols as f64).max(1.0).sqrt()
+}
+
+/// One SGLD step's factors for one member.
+pub(crate) struct Sgld {
+    /// `−ε/2`.
+    pub(crate) drift: f32,
+    /// `√ε`.
+    pub(crate) diffusion: f32,
+    pub(crate) nbeta: f32,
+    pub(crate) weight_decay: f32,
+    pub(crate) localization: f32,
+    /// The chain's noise key and the step's counter (steps taken before this one).
+    pub(crate) key: [u32; 2],
+    pub(crate) step: u32,
+}
+
+impl Sgld {
+    /// The factors of step `step` (counted from 1) of a member of `method` and `hyper` (ε its
+    /// learning rate, λ its weight decay), each rounded to `f32` from the `f64` values
+    /// devinterp computes in Python (`-0.5 * lr`, `lr ** 0.5`); `None` if its optimiser is not
+    /// SGLD.
+    pub(crate) fn of(method: &Method, hyper: &Hyper, step: u64) -> Option<Self> {
+        let Optimizer::Sgld {
+            nbeta,
+            localization,
+            seed,
+            chain,
+        } = method.optimizer
+        else {
+            return None;
+        };
+        Some(Self {
+            drift: (-0.5 * hyper.lr) as f32,
+            diffusion: hyper.lr.sqrt() as f32,
+            nbeta: nbeta as f32,
+            weight_decay: hyper.weight_decay as f32,
+            localization: localization as f32,
+            key: chain_key(seed, chain),
+            step: u32::try_from(step - 1).expect("fewer than 2³² SGLD steps"),
+        })
+    }
 }
 
 /// The MA filter's ring of `window` blocks, holding `held` gradients with the oldest in block
@@ -187,6 +249,7 @@ impl Optimizer {
             Optimizer::AdamW { .. } => "adamw",
             Optimizer::Sgd { .. } => "sgd",
             Optimizer::Muon { .. } => "muon",
+            Optimizer::Sgld { .. } => "sgld",
         }
     }
 }
@@ -225,7 +288,7 @@ impl Method {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the flag: a Grokfast α outside [0, 1), a window of 0, a
     /// λ that is not finite, a β outside [0, 1), a negative or non-finite momentum, Nesterov
-    /// without momentum.
+    /// without momentum, SGLD's nβ not finite and positive or γ not finite and non-negative.
     pub fn validate(&self) -> Result<()> {
         let invalid = |field, value: f64, reason| {
             Err(Error::InvalidConfig {
@@ -266,6 +329,22 @@ impl Method {
             Optimizer::Muon { momentum } => {
                 if !(momentum.is_finite() && momentum >= 0.0) {
                     return invalid("momentum", momentum, "it must be finite and non-negative");
+                }
+            }
+            Optimizer::Sgld {
+                nbeta,
+                localization,
+                ..
+            } => {
+                if !(nbeta.is_finite() && nbeta > 0.0) {
+                    return invalid("llc-nbeta", nbeta, "it must be finite and positive");
+                }
+                if !(localization.is_finite() && localization >= 0.0) {
+                    return invalid(
+                        "llc-gamma",
+                        localization,
+                        "it must be finite and non-negative",
+                    );
                 }
             }
             Optimizer::Sgd { momentum, nesterov } => {
@@ -335,6 +414,12 @@ impl Method {
                 if nesterov { ", nesterov" } else { "" }
             ),
             Optimizer::Muon { momentum } => format!("muon(momentum {momentum})"),
+            Optimizer::Sgld {
+                nbeta,
+                localization,
+                seed,
+                chain,
+            } => format!("sgld(nβ {nbeta}, γ {localization}, seed {seed}, chain {chain})"),
         });
         parts.join(", ")
     }

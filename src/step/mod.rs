@@ -21,9 +21,9 @@
 //!   (first maximum) for accuracy;
 //! - its gradient; the member's Grokfast filter ([`Grokfast`]) and ⊥Grad, in that order; then
 //!   its [`Optimizer`]: AdamW as PyTorch's `torch.optim.AdamW` (and Burn's `AdamW`) does it,
-//!   `w ← w·(1 − lr·wd) − lr · m̂ / (√v̂ + ε)` with bias-corrected moments and the member's β, or
-//!   SGD as `torch.optim.SGD` does it; each with the member's own lr, weight decay and ε
-//!   ([`Hyper`]).
+//!   `w ← w·(1 − lr·wd) − lr · m̂ / (√v̂ + ε)` with bias-corrected moments and the member's β,
+//!   SGD as `torch.optim.SGD` does it, Muon, or SGLD's Langevin step with the noise of
+//!   [`noise`]; each with the member's own lr, weight decay and ε ([`Hyper`]).
 //!
 //! The loss and accuracy sums of an epoch stay on the device and are read once, by
 //! [`StepBackend::stack_take_sums`].
@@ -64,6 +64,7 @@
 
 mod host;
 mod method;
+pub mod noise;
 mod pool;
 mod reference;
 
@@ -88,7 +89,8 @@ use crate::{
 
 /// The optimiser's state for the two weight matrices, on the host, in PyTorch's orientation
 /// (the same as [`MlpWeights`]): what a checkpoint needs to resume training. AdamW uses both
-/// moments; SGD keeps its momentum buffer in the first moments and leaves the second at zero.
+/// moments; SGD and Muon keep their momentum buffer in the first moments and SGLD the weights
+/// it samples around, each leaving the second at zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState {
     /// Optimiser steps taken so far (PyTorch's `state["step"]`).
@@ -162,7 +164,7 @@ impl Hyper {
 pub fn betas(method: &Method) -> (f32, f32) {
     match method.optimizer {
         Optimizer::AdamW { beta1, beta2 } => (beta1 as f32, beta2 as f32),
-        Optimizer::Sgd { .. } | Optimizer::Muon { .. } => (0.9, 0.999),
+        Optimizer::Sgd { .. } | Optimizer::Muon { .. } | Optimizer::Sgld { .. } => (0.9, 0.999),
     }
 }
 
@@ -228,6 +230,23 @@ pub struct MemberSetup {
     pub train: Rows,
     /// Validation rows.
     pub val: Rows,
+}
+
+impl MemberSetup {
+    /// The optimiser state the member starts from: its own, or the state before a first step
+    /// ([`OptimizerState::zeros`], with SGLD's centre `w*` the member's weights).
+    pub fn start_state(&self) -> OptimizerState {
+        if let Some(state) = &self.optimizer {
+            return state.clone();
+        }
+        let (p, h) = (self.weights.p(), self.weights.d_hidden());
+        let mut state = OptimizerState::zeros(p, h);
+        if let Optimizer::Sgld { .. } = self.method.optimizer {
+            state.fc1_m1 = self.weights.fc1().to_vec();
+            state.fc2_m1 = self.weights.fc2().to_vec();
+        }
+        state
+    }
 }
 
 /// Everything a [`StepBackend`] needs to build a stack of K members.
@@ -298,19 +317,18 @@ impl StackSetup {
 }
 
 impl StackSetup {
-    /// The members' weights and AdamW moments stacked in Burn's layout, member after member:
+    /// The members' weights and optimiser moments stacked in Burn's layout, member after member:
     /// `[fc1, fc1 first moment, fc1 second moment]` as `[K, 2p, d_hidden]` and the same of fc2 as
-    /// `[K, d_hidden, p]` (zero moments for a member without AdamW state).
+    /// `[K, d_hidden, p]` (a member without state starts from [`MemberSetup::start_state`]).
     pub(crate) fn stacked(&self) -> ([Vec<f32>; 3], [Vec<f32>; 3]) {
         let (p, h) = (self.p, self.d_hidden);
-        let zeros = OptimizerState::zeros(p, h);
+        let states: Vec<OptimizerState> = self.members.iter().map(|m| m.start_state()).collect();
         // PyTorch orientation [cols, rows] -> Burn's [rows, cols], member after member.
         let stack = |part: &dyn Fn(&MemberSetup, &OptimizerState) -> Vec<f32>, rows, cols| {
             self.members
                 .iter()
-                .flat_map(|m| {
-                    transpose(&part(m, m.optimizer.as_ref().unwrap_or(&zeros)), cols, rows)
-                })
+                .zip(&states)
+                .flat_map(|(m, state)| transpose(&part(m, state), cols, rows))
                 .collect::<Vec<f32>>()
         };
         (
@@ -425,6 +443,11 @@ pub trait StepBackend: Backend {
     /// Reads every member's sums and its weights' `Σ w²` (one read from the device) and resets
     /// the sums.
     fn stack_take_sums(stack: &mut Self::Stack) -> Vec<EpochSums>;
+
+    /// Reads every member's training sums (of the steps since they were last taken) and resets
+    /// them, leaving the validation sums: the per-step losses of a sampler, without the
+    /// weights' norm that [`StepBackend::stack_take_sums`] computes.
+    fn stack_take_train_sums(stack: &mut Self::Stack) -> Vec<PassSums>;
 
     /// Every member's weights, copied to the host.
     fn stack_weights(stack: &Self::Stack) -> Vec<MlpWeights>;

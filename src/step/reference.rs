@@ -35,7 +35,8 @@ use crate::model::{to_vec, transpose, MlpWeights};
 
 use super::{
     betas, bias_corrections,
-    method::{muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    method::{muon_lr_ratio, Sgld, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    noise::fill_normals,
     unstack, unstack_adam, unstack_weights, Activation, EpochSums, FilterState, Grokfast, Hyper,
     Loss, Method, Optimizer, OptimizerState, PassSums, Rows, StackSetup, StepBackend,
 };
@@ -55,6 +56,8 @@ pub struct ReferenceStack<B: Backend> {
     weight_decay: Tensor<B, 3>,
     /// `[K, 1, 1]` per weight matrix: Muon's step `lr·√max(1, d_in/d_out)` per member.
     muon_steps: [Tensor<B, 3>; 2],
+    /// Every member's hyperparameters (SGLD's factors are made from them each step).
+    hyper: Vec<Hyper>,
     methods: Vec<Method>,
     choices: Choices<B>,
     /// The EMA filter's values of fc1 and fc2 (`None` if no member has one).
@@ -90,6 +93,8 @@ struct Choices<B: Backend> {
     sgd: Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)>,
     /// Muon's mask and momentum.
     muon: Option<(Tensor<B, 3>, Tensor<B, 3>)>,
+    /// SGLD's mask.
+    sgld: Option<Tensor<B, 3>>,
 }
 
 /// A `[K, 1, 1]` tensor of one value per member.
@@ -129,6 +134,7 @@ impl<B: Backend> Choices<B> {
             _ => 0.0,
         };
         let is_muon = |m: &Method| matches!(m.optimizer, Optimizer::Muon { .. });
+        let is_sgld = |m: &Method| matches!(m.optimizer, Optimizer::Sgld { .. });
         Self {
             loss: Loss::ALL.map(|loss| mask(&|m| m.loss == loss)),
             activation: Activation::ALL.map(|act| mask(&|m| m.activation == act)),
@@ -160,6 +166,7 @@ impl<B: Backend> Choices<B> {
                 )
             }),
             muon: mask(&is_muon).map(|mask| (mask, values(&muon))),
+            sgld: mask(&is_sgld),
         }
     }
 }
@@ -414,6 +421,7 @@ impl<B: Backend> ReferenceStack<B> {
             factors: factor_tensors(&hyper, device),
             muon_steps: muon_steps(&hyper, (p, h), device),
             weight_decay: column(hyper.iter().map(|h| h.weight_decay as f32), device),
+            hyper,
             choices: Choices::new(&methods, device),
             methods,
             ema: has_ema.then(|| entry(0)),
@@ -521,6 +529,11 @@ impl<B: Backend> ReferenceStack<B> {
     /// The optimiser on weight `m` (0: fc1, 1: fc2) with its final gradient; the stack's step
     /// count is already this step's.
     fn update(&mut self, m: usize, weight: Tensor<B, 3>, grad: Tensor<B, 3>) -> Tensor<B, 3> {
+        let sgld = self
+            .choices
+            .sgld
+            .is_some()
+            .then(|| self.sgld(m, &weight.device()));
         let [lr, decay, epsilon] = &self.factors;
         let moments = &mut self.moments[m];
         let adam = self.choices.adam.as_ref().map(|(mask, [b1, f1, b2, f2])| {
@@ -560,10 +573,19 @@ impl<B: Backend> ReferenceStack<B> {
                 weight.clone().mul(decay.clone()) - update.mul(step),
             )
         });
+        let sgld = self.choices.sgld.as_ref().zip(sgld).map(|(mask, sgld)| {
+            let centre = moments.first.clone();
+            let prior = weight.clone() * sgld.weight_decay
+                + (weight.clone() - centre.clone()) * sgld.localization;
+            let d = grad.clone() * sgld.nbeta + prior;
+            let weight = weight.clone() + d * sgld.drift + sgld.noise * sgld.diffusion;
+            (mask, centre, weight)
+        });
         let made: Vec<Outcome<'_, B>> = [
             adam.map(|(mask, first, second, weight)| (mask, first, Some(second), weight)),
             sgd.map(|(mask, buffer, weight)| (mask, buffer, None, weight)),
             muon.map(|(mask, buffer, weight)| (mask, buffer, None, weight)),
+            sgld.map(|(mask, centre, weight)| (mask, centre, None, weight)),
         ]
         .into_iter()
         .flatten()
@@ -587,6 +609,49 @@ impl<B: Backend> ReferenceStack<B> {
         moments.first = sum(firsts);
         sum(weights)
     }
+}
+
+impl<B: Backend> ReferenceStack<B> {
+    /// SGLD's factors ([`Sgld`]) of this step as `[K, 1, 1]` columns (zeros for the other
+    /// members), and the noise `[K, rows, cols]` of weight `matrix` (0: fc1, 1: fc2), drawn on
+    /// the host by [`fill_normals`] as the host implementation draws it.
+    fn sgld(&self, matrix: usize, device: &B::Device) -> SgldTensors<B> {
+        let (p, h, k) = (self.p, self.h, self.k());
+        let steps: Vec<Option<Sgld>> = self
+            .methods
+            .iter()
+            .zip(&self.hyper)
+            .map(|(method, hyper)| Sgld::of(method, hyper, self.step))
+            .collect();
+        let col = |f: fn(&Sgld) -> f32| {
+            column::<B>(steps.iter().map(|s| s.as_ref().map_or(0.0, f)), device)
+        };
+        let ((rows, cols), offset) = [((2 * p, h), 0), ((h, p), 2 * p * h)][matrix];
+        let mut noise = vec![0f32; k * rows * cols];
+        for (block, sgld) in noise.chunks_exact_mut(rows * cols).zip(&steps) {
+            if let Some(sgld) = sgld {
+                fill_normals(sgld.key, sgld.step, offset as u64, block);
+            }
+        }
+        SgldTensors {
+            drift: col(|s| s.drift),
+            diffusion: col(|s| s.diffusion),
+            nbeta: col(|s| s.nbeta),
+            weight_decay: col(|s| s.weight_decay),
+            localization: col(|s| s.localization),
+            noise: Tensor::from_data(TensorData::new(noise, [k, rows, cols]), device),
+        }
+    }
+}
+
+/// One step's SGLD factors as `[K, 1, 1]` columns, and its noise.
+struct SgldTensors<B: Backend> {
+    drift: Tensor<B, 3>,
+    diffusion: Tensor<B, 3>,
+    nbeta: Tensor<B, 3>,
+    weight_decay: Tensor<B, 3>,
+    localization: Tensor<B, 3>,
+    noise: Tensor<B, 3>,
 }
 
 /// Burn 0.21's `zeropower_via_newtonschulz` of each member's `[rows, cols]` matrix: `X = u`
@@ -742,6 +807,23 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
             .collect()
     }
 
+    fn stack_take_train_sums(stack: &mut ReferenceStack<B>) -> Vec<PassSums> {
+        let k = stack.k();
+        let device = stack.device();
+        let train: Vec<Tensor<B, 1>> = stack.sums[..3]
+            .iter_mut()
+            .map(|sum| std::mem::replace(sum, Tensor::zeros([k], &device)))
+            .collect();
+        let values = to_vec(Tensor::cat(train, 0));
+        (0..k)
+            .map(|m| PassSums {
+                loss_sum: values[m] as f64,
+                correct: values[k + m] as usize,
+                collapsed: values[2 * k + m] as usize,
+            })
+            .collect()
+    }
+
     fn stack_weights(stack: &ReferenceStack<B>) -> Vec<MlpWeights> {
         let (fc1, fc2) = (to_vec(stack.fc1.clone()), to_vec(stack.fc2.clone()));
         unstack_weights(stack.p, stack.h, &fc1, &fc2)
@@ -785,6 +867,7 @@ impl<B: Backend, C: CheckpointStrategy> StepBackend for Autodiff<B, C> {
         let device = stack.device();
         stack.factors = factor_tensors(hyper, &device);
         stack.muon_steps = muon_steps(hyper, (stack.p, stack.h), &device);
+        stack.hyper = hyper.to_vec();
         stack.weight_decay = column(hyper.iter().map(|h| h.weight_decay as f32), &device);
     }
 }

@@ -223,6 +223,16 @@ pub fn mixed_methods() -> Vec<grokking::Method> {
             optimizer: Optimizer::Muon { momentum: 0.95 },
             ..Method::default()
         },
+        // SGLD, as the LLC samples: its noise keyed by its own seed and chain.
+        Method {
+            optimizer: Optimizer::Sgld {
+                nbeta: 7.0,
+                localization: 30.0,
+                seed: 9,
+                chain: 2,
+            },
+            ..Method::default()
+        },
     ]
 }
 
@@ -240,6 +250,7 @@ pub fn mixed_method_configs() -> Vec<grokking::TrainingConfig> {
                 Optimizer::Sgd { .. } => config.with_lr(0.5).with_weight_decay(1e-3),
                 Optimizer::Muon { .. } => config.with_lr(0.02).with_weight_decay(0.1),
                 Optimizer::AdamW { .. } => config,
+                Optimizer::Sgld { .. } => config.with_lr(2e-4).with_weight_decay(0.01),
             }
         })
         .collect()

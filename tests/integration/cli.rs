@@ -23,7 +23,7 @@ fn assert_succeeded(out: &std::process::Output) {
 
 /// Runs `command` with `args` and a fresh `--out`; asserts one error line holding `needle`, no
 /// panic, and no folder written.
-fn assert_fails_with_one_line(mut command: Command, args: &[&str], needle: &str) {
+pub(crate) fn assert_fails_with_one_line(mut command: Command, args: &[&str], needle: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = command
         .args(args)

@@ -11,6 +11,7 @@ mod data;
 mod fourier;
 mod interop;
 mod io;
+mod llc;
 mod methods;
 mod model;
 mod notebook_model;
