@@ -12,7 +12,7 @@ it (its L_init the mean of its first 32 minibatches) and recomputed from its own
 L_init of all training rows, as ours is.
 
 Usage: python3 scripts/llc_compare.py RUN_DIR:EPOCH[,EPOCH...] [RUN_DIR:...] [--chains 8]
-           [--draws 1000] [--lr 1e-3] [--gamma 100] [--out table.json]
+           [--draws 1000] [--lr 1e-3] [--gamma 100] [--seed 100] [--out table.json]
 Needs `cargo build --release --example analyze` and `pip install -r reference/requirements.txt`.
 """
 import argparse, json, math, os, subprocess, sys, tempfile, time
@@ -23,6 +23,7 @@ ap.add_argument("--chains", type=int, default=8)
 ap.add_argument("--draws", type=int, default=1000)
 ap.add_argument("--lr", type=float, default=1e-3)
 ap.add_argument("--gamma", type=float, default=100.0)
+ap.add_argument("--seed", type=int, default=100, help="both samplers' seed")
 ap.add_argument("--out", default=None)
 args = ap.parse_args()
 
@@ -30,7 +31,7 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 analyze = os.path.join(root, "target/release/examples/analyze")
 reference = os.path.join(root, "reference/llc_devinterp.py")
 flags = ["--chains", str(args.chains), "--draws", str(args.draws), "--lr", str(args.lr),
-         "--gamma", str(args.gamma)]
+         "--gamma", str(args.gamma), "--seed", str(args.seed)]
 
 
 def sem(values):
@@ -59,7 +60,8 @@ with tempfile.TemporaryDirectory() as tmp:
                             "--seed", str(config["seed"]),
                             "--train-fraction", str(config["train_fraction"]), "--llc",
                             "--llc-chains", str(args.chains), "--llc-draws", str(args.draws),
-                            "--llc-lr", str(args.lr), "--llc-gamma", str(args.gamma)],
+                            "--llc-lr", str(args.lr), "--llc-gamma", str(args.gamma),
+                            "--llc-seed", str(args.seed)],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             ours_wall = time.perf_counter() - start
             ours = json.load(open(os.path.join(out, "llc.json")))

@@ -528,7 +528,7 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
         markers: true,
         line: true,
     }];
-    llc_lines.extend(marks(llc_lo, llc_hi.max(llc_lo + 1e-12)));
+    llc_lines.extend(marks(llc_lo, llc_hi.max(llc_lo + 1e-12) * 1.4));
     let llc_band = Band {
         label: "± one standard deviation of the chains".into(),
         points: llc_points(0.0)
@@ -541,9 +541,9 @@ fn dynamics(x: &Inputs<'_>) -> Result<Vec<Figure>> {
     let llc_axes = axes(
         "Local learning coefficient",
         "λ̂",
-        (llc_lo, llc_hi.max(llc_lo + 1e-12)),
+        (llc_lo, llc_hi.max(llc_lo + 1e-12) * 1.4),
         false,
-        false,
+        true,
     );
     let mut panels = vec![
         (&loss_axes, &loss_lines[..], None),
