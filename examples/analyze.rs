@@ -74,35 +74,40 @@ struct LlcArgs {
     #[arg(long)]
     llc: bool,
     /// SGLD's step size ε.
-    #[arg(long, default_value_t = llc::DEFAULT_LR, allow_negative_numbers = true)]
+    #[arg(long, requires = "llc", default_value_t = llc::DEFAULT_LR, allow_negative_numbers = true)]
     llc_lr: f64,
     /// The inverse temperature nβ [default: m / ln m for batches of m rows, devinterp's].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, requires = "llc", allow_negative_numbers = true)]
     llc_nbeta: Option<f64>,
     /// The localisation γ, the pull towards the model's weights.
-    #[arg(long, default_value_t = llc::DEFAULT_LOCALIZATION, allow_negative_numbers = true)]
+    #[arg(long, requires = "llc", default_value_t = llc::DEFAULT_LOCALIZATION, allow_negative_numbers = true)]
     llc_gamma: f64,
     /// SGLD's weight decay λ (a Gaussian prior at zero).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        requires = "llc",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     llc_weight_decay: f64,
     /// Chains per model.
-    #[arg(long, default_value_t = LlcConfig::default().chains)]
+    #[arg(long, requires = "llc", default_value_t = LlcConfig::default().chains)]
     llc_chains: usize,
     /// Draws per chain (steps after the burn-in).
-    #[arg(long, default_value_t = LlcConfig::default().draws)]
+    #[arg(long, requires = "llc", default_value_t = LlcConfig::default().draws)]
     llc_draws: usize,
     /// Steps before the draws, left out of the estimate.
-    #[arg(long, default_value_t = LlcConfig::default().burnin)]
+    #[arg(long, requires = "llc", default_value_t = LlcConfig::default().burnin)]
     llc_burnin: usize,
     /// Rows per SGLD minibatch.
-    #[arg(long, default_value_t = LlcConfig::default().batch_size)]
+    #[arg(long, requires = "llc", default_value_t = LlcConfig::default().batch_size)]
     llc_batch_size: usize,
     /// Seed of the chains' noise and row orders.
-    #[arg(long, default_value_t = LlcConfig::default().seed)]
+    #[arg(long, requires = "llc", default_value_t = LlcConfig::default().seed)]
     llc_seed: u64,
     /// The backend the chains run on: ndarray, flex, wgpu, vulkan or cuda (compiled in with
     /// their cargo features).
-    #[arg(long, default_value_t = BackendKind::default(), value_parser = shared::backend())]
+    #[arg(long, requires = "llc", default_value_t = BackendKind::default(), value_parser = shared::backend())]
     backend: BackendKind,
 }
 

@@ -40,11 +40,18 @@ def sem(values):
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
+assert args.chains >= 2, "a standard error needs two chains at least"
+
+
 rows = []
 with tempfile.TemporaryDirectory() as tmp:
     for spec in args.runs:
         run, epochs = spec.rsplit(":", 1)
         config = json.load(open(os.path.join(run, "config.json")))
+        method = config.get("method") or {}
+        # analyze samples a bare model file with the notebook's loss and activation.
+        assert method.get("loss", "cross-entropy") == "cross-entropy", f"{run}: not cross-entropy"
+        assert method.get("activation", "relu") == "relu", f"{run}: not ReLU"
         snapshots = os.path.join(run, "snapshots.safetensors")
         for epoch in [int(e) for e in epochs.split(",")]:
             model = os.path.join(tmp, f"model_{epoch}.safetensors")
@@ -66,6 +73,7 @@ with tempfile.TemporaryDirectory() as tmp:
             ours_wall = time.perf_counter() - start
             ours = json.load(open(os.path.join(out, "llc.json")))
             mine = [v for v in ours["llc_per_chain"] if v is not None]
+            assert len(mine) >= 2, f"epoch {epoch}: {ours['warnings']}"
             dev = theirs["devinterp"]["llc_per_chain"]
             full = theirs["llc_per_chain"]
             row = {

@@ -104,9 +104,10 @@ impl LlcConfig {
         self.nbeta.unwrap_or_else(|| default_nbeta(self.batch_size))
     }
 
-    /// SGLD steps per chain: burn-in and draws.
+    /// SGLD steps per chain: burn-in and draws (saturating; [`LlcConfig::validate`] refuses
+    /// more than 2³²).
     pub fn steps(&self) -> usize {
-        self.burnin + self.draws
+        self.burnin.saturating_add(self.draws)
     }
 
     /// Checks every value for a training split of `train_rows` rows.
@@ -114,7 +115,8 @@ impl LlcConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the flag (`llc-lr`, ...): ε not finite and positive, nβ
     /// not finite and positive, γ or λ not finite and non-negative, no chains or draws, a batch
-    /// of no rows or more rows than the training split holds, more than 2³² steps.
+    /// of no rows or more rows than the training split holds, more than 2³² steps, a seed whose
+    /// chains' row orders NumPy cannot seed (`seed + chains − 1 ≥ 2³²`).
     pub fn validate(&self, train_rows: usize) -> Result<()> {
         let invalid = |field, value: String, reason| {
             Err(Error::InvalidConfig {
@@ -164,9 +166,19 @@ impl LlcConfig {
                 "a batch needs at least one row and at most the training split's rows",
             );
         }
-        if u32::try_from(self.steps()).is_err() {
-            let value = self.steps().to_string();
+        let steps = self.burnin.checked_add(self.draws);
+        if steps.is_none_or(|s| u32::try_from(s).is_err()) {
+            let value = format!("{} + {}", self.burnin, self.draws);
             return invalid("llc-draws", value, "at most 2³² steps with the burn-in");
+        }
+        let last_seed = self.seed.checked_add(self.chains as u64 - 1);
+        if last_seed.is_none_or(|s| s >= 1 << 32) {
+            return invalid(
+                "llc-seed",
+                self.seed.to_string(),
+                "the seed plus the chains must stay below 2^32 (chain c's rows are NumPy's \
+                 RandomState(seed + c))",
+            );
         }
         Ok(())
     }
@@ -527,7 +539,7 @@ pub fn memory_estimate(
     points: usize,
     config: &LlcConfig,
 ) -> u64 {
-    let members = (points * config.chains) as f64;
+    let members = points as f64 * config.chains as f64;
     crate::memory::bytes(&[
         (members * (3 * p * d_hidden) as f64, 4.0 * 4.0),
         (members * train_rows as f64, 2.0 * 3.0 * 4.0),

@@ -274,6 +274,7 @@ pub fn analyze_saved_with(
         snapshots,
         assumed_addition,
     } = load(model, options)?;
+    RunFolder::check(out.as_ref(), options.force)?;
     let llc_rows = match &options.llc {
         Some(config) => {
             let rows = llc::training_rows(&data, recorded.as_ref())?;
@@ -344,6 +345,11 @@ pub fn analyze_saved_with(
         measures.llc = found.iter().map(|e| e.llc_mean).collect();
         measures.llc_std = found.iter().map(|e| e.llc_std).collect();
     }
+    // Drawn before the folder is touched: a figure that fails leaves no half-written folder.
+    let llc_trace = match (&llc, &snapshots) {
+        (Some(found), None) => Some(report::llc_trace_svg(&found[0])?),
+        _ => None,
+    };
     let found = analysis::analyse_weights(&weights, &data);
     let folder = RunFolder::create(out, options.force)?;
     folder.write_neurons(&found)?;
@@ -375,10 +381,9 @@ pub fn analyze_saved_with(
                         estimate: found[0].clone(),
                     },
                 )?;
-                io::write_atomic(
-                    folder.file("llc_trace.svg"),
-                    report::llc_trace_svg(&found[0])?.as_bytes(),
-                )?;
+                if let Some(svg) = &llc_trace {
+                    io::write_atomic(folder.file("llc_trace.svg"), svg.as_bytes())?;
+                }
             }
         }
     }

@@ -74,7 +74,18 @@ impl RunFolder {
     /// it holds a run and `force` is false.
     pub fn create(path: impl AsRef<Path>, force: bool) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if Self::holds_run(&path) && !force {
+        Self::check(&path, force)?;
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Self { path })
+    }
+
+    /// What [`RunFolder::create`] would refuse, checked without touching the folder (before
+    /// long work whose results go there).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if `path` holds a run and `force` is false.
+    pub fn check(path: &Path, force: bool) -> Result<()> {
+        if Self::holds_run(path) && !force {
             return Err(Error::InvalidConfig {
                 field: "out",
                 value: path.display().to_string(),
@@ -82,8 +93,7 @@ impl RunFolder {
                          it, or --resume an unfinished one",
             });
         }
-        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(Self { path })
+        Ok(())
     }
 
     /// Whether the folder at `path` holds a run, finished (`summary.json`) or started

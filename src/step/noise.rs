@@ -12,9 +12,9 @@
 //!   `u₂ = (x₁ >> 8)·2⁻²⁴ ∈ [0, 1)`: weight `2q` gets `√(−2 ln u₁)·cos 2πu₂` and weight `2q + 1`
 //!   `√(−2 ln u₁)·sin 2πu₂`. On the host (and so in the reference, which calls this module) `ln`,
 //!   `cos` and `sin` are polynomials of additions and multiplications (Cephes' `logf`, `sinf`,
-//!   `cosf`), so a block of them vectorises and rounds the same way on every CPU; the kernels use
-//!   the device's own `log`, `cos` and `sin` on the same integers, so their noise agrees with the
-//!   host's to float rounding.
+//!   `cosf`), so a block of them vectorises and rounds the same way on every CPU; the kernels
+//!   write out the same integer and float arithmetic, so their noise is the host's unless the
+//!   device's compiler contracts a multiply and an add into one rounding.
 //! - The weights are numbered in Burn's layout of one member, fc1 `[2p, d_hidden]` row-major
 //!   (`r·d_hidden + u` for input row `r` and unit `u`), then fc2 `[d_hidden, p]`
 //!   (`2p·d_hidden + u·p + c`), whatever layout an implementation keeps: [`fill_normals`] writes

@@ -296,6 +296,34 @@ fn bad_hyperparameters_name_their_flag() {
             },
             "llc-batch-size",
         ),
+        (
+            LlcConfig {
+                burnin: usize::MAX,
+                ..small(1, 1)
+            },
+            "llc-draws",
+        ),
+        (
+            LlcConfig {
+                draws: 1 << 33,
+                ..small(1, 1)
+            },
+            "llc-draws",
+        ),
+        (
+            LlcConfig {
+                seed: u32::MAX as u64,
+                ..small(4, 1)
+            },
+            "llc-seed",
+        ),
+        (
+            LlcConfig {
+                seed: u64::MAX,
+                ..small(1, 1)
+            },
+            "llc-seed",
+        ),
     ];
     for (config, flag) in cases {
         let error = estimate_llc::<Cpu>(
@@ -309,6 +337,13 @@ fn bad_hyperparameters_name_their_flag() {
         .unwrap_err();
         assert!(error.to_string().contains(flag), "{config:?}: {error}");
     }
+    // The last chain's seed just below 2³².
+    assert!(LlcConfig {
+        seed: u32::MAX as u64 - 3,
+        ..small(4, 1)
+    }
+    .validate(100)
+    .is_ok());
 }
 
 #[test]
@@ -443,6 +478,11 @@ fn analyze_llc_writes_its_estimate_and_traces_or_one_error_line() {
         (&["--llc", "--llc-draws", "0"], "llc-draws"),
         (&["--llc", "--llc-batch-size", "100000"], "llc-batch-size"),
         (&["--llc", "--train-fraction", "1.5"], "train"),
+        (&["--llc-lr", "1e-3"], "--llc"),
+        (
+            &["--llc", "--llc-burnin", "18446744073709551615"],
+            "llc-draws",
+        ),
     ] {
         let mut command = analyze();
         command
