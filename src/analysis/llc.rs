@@ -327,43 +327,59 @@ pub fn estimate_llc<B: StepBackend>(
     let orders = (0..chains)
         .map(|c| chain_rows(train, config.seed, c, batches * m))
         .collect::<Result<Vec<_>>>()?;
-    let mut members = Vec::with_capacity(centres.len() * chains);
-    for centre in centres {
-        for (c, rows) in orders.iter().enumerate() {
-            members.push(MemberSetup {
-                weights: centre.clone(),
-                optimizer: None,
-                hyper,
-                method: Method {
-                    grokfast: None,
-                    orthograd: false,
-                    optimizer: Optimizer::Sgld {
-                        nbeta,
-                        localization: config.localization,
-                        seed: config.seed,
-                        chain: c as u32,
-                    },
-                    ..*method
-                },
-                train: rows.clone(),
-                val: train.clone(),
-            });
-        }
-    }
-    let k = members.len();
-    let setup = StackSetup {
-        p,
-        d_hidden: h,
-        members,
-        threads: 0,
+    // Chain `c` at `centre`, stepping on `rows` (a stack's members share their validation rows'
+    // count: a chain's own rows, which it never validates on).
+    let member = |centre: &MlpWeights, c: usize, rows: &Rows, val: &Rows| MemberSetup {
+        weights: centre.clone(),
+        optimizer: None,
+        hyper,
+        method: Method {
+            grokfast: None,
+            orthograd: false,
+            optimizer: Optimizer::Sgld {
+                nbeta,
+                localization: config.localization,
+                seed: config.seed,
+                chain: c as u32,
+            },
+            ..*method
+        },
+        train: rows.clone(),
+        val: val.clone(),
     };
-    let mut stack = B::stack_init(setup, device);
-    // L_init: one pass over the training rows at w* (the validation pass, on the same rows).
-    B::stack_validate(&mut stack);
-    let init: Vec<f64> = B::stack_take_sums(&mut stack)
+    let stack = |members: Vec<MemberSetup>| {
+        let setup = StackSetup {
+            p,
+            d_hidden: h,
+            members,
+            threads: 0,
+        };
+        B::stack_init(setup, device)
+    };
+    // L_init: one validation pass over the training rows at each centre, once per centre.
+    let mut at_centres = stack(
+        centres
+            .iter()
+            .map(|centre| member(centre, 0, &orders[0], train))
+            .collect(),
+    );
+    B::stack_validate(&mut at_centres);
+    let init: Vec<f64> = B::stack_take_sums(&mut at_centres)
         .iter()
         .map(|s| s.val.loss_sum / n as f64)
         .collect();
+    drop(at_centres);
+    let members: Vec<MemberSetup> = centres
+        .iter()
+        .flat_map(|centre| {
+            orders
+                .iter()
+                .enumerate()
+                .map(move |(c, rows)| member(centre, c, rows, rows))
+        })
+        .collect();
+    let k = members.len();
+    let mut stack = stack(members);
     let mut traces = vec![Vec::with_capacity(config.steps()); k];
     let mut diverged_at = vec![None; k];
     for step in 0..config.steps() {
@@ -388,7 +404,7 @@ pub fn estimate_llc<B: StepBackend>(
         .map(|i| {
             let traces: Vec<Vec<f64>> = traces.by_ref().take(chains).collect();
             let diverged: Vec<Option<usize>> = diverged_at.by_ref().take(chains).collect();
-            summarise(init[i * chains], nbeta, config.burnin, traces, diverged)
+            summarise(init[i], nbeta, config.burnin, traces, diverged)
         })
         .collect())
 }
@@ -531,8 +547,8 @@ pub struct LlcSnapshots {
 }
 
 /// Bytes [`estimate_llc`] needs on the host for `points` networks of shape `(p, d_hidden)` on
-/// `train_rows` rows: per chain its weights, moments and gradients, its two copies of the rows,
-/// and its trace.
+/// `train_rows` rows: per chain its weights, moments and gradients, its rows (twice: the stack
+/// keeps validation rows of the same count), and its trace.
 pub fn memory_estimate(
     (p, d_hidden): (usize, usize),
     train_rows: usize,

@@ -112,35 +112,21 @@ fn agree(given: Option<Operation>, recorded: Operation, what: &str) -> Result<Op
 }
 
 /// The recorded split of `config`, checked against the seed and training fraction given.
-fn agree_split(options: &AnalyzeOptions, config: &TrainingConfig, what: &str) -> Result<()> {
+fn agree_split(options: &AnalyzeOptions, config: &TrainingConfig) -> Result<()> {
     let seed = options.seed.filter(|&s| s != config.seed);
     let fraction = options
         .train_fraction
         .filter(|&f| f.to_bits() != config.train_fraction.to_bits());
-    if let Some(seed) = seed {
-        return Err(Error::InvalidConfig {
-            field: "seed",
-            value: seed.to_string(),
-            reason: split_reason(what),
-        });
-    }
-    if let Some(fraction) = fraction {
-        return Err(Error::InvalidConfig {
-            field: "train-fraction",
-            value: fraction.to_string(),
-            reason: split_reason(what),
-        });
-    }
-    Ok(())
-}
-
-/// Why a split given for a file that records its own is refused.
-fn split_reason(what: &str) -> &'static str {
-    if what == "checkpoint" {
-        "the checkpoint records its own split; leave the flag out"
-    } else {
-        "the snapshot file records its own split; leave the flag out"
-    }
+    let (field, value) = match (seed, fraction) {
+        (Some(seed), _) => ("seed", seed.to_string()),
+        (None, Some(fraction)) => ("train-fraction", fraction.to_string()),
+        (None, None) => return Ok(()),
+    };
+    Err(Error::InvalidConfig {
+        field,
+        value,
+        reason: "the file records its run's own split; leave the flag out",
+    })
 }
 
 fn load(model: &SavedModel, options: &AnalyzeOptions) -> Result<Loaded> {
@@ -149,7 +135,7 @@ fn load(model: &SavedModel, options: &AnalyzeOptions) -> Result<Loaded> {
             let snapshots = Snapshots::load(path)?;
             let config = snapshots.config().clone();
             let operation = agree(options.operation, config.operation, "snapshot file")?;
-            agree_split(options, &config, "snapshot file")?;
+            agree_split(options, &config)?;
             let last = snapshots
                 .len()
                 .checked_sub(1)
@@ -195,7 +181,7 @@ fn load(model: &SavedModel, options: &AnalyzeOptions) -> Result<Loaded> {
     let (data, assumed_addition) = match &recorded {
         Some(c) => {
             let operation = agree(options.operation, c.operation, "checkpoint")?;
-            agree_split(options, c, "checkpoint")?;
+            agree_split(options, c)?;
             let data = ModularDataset::with_operation(p, operation, c.train_fraction, c.seed)?;
             (data, false)
         }
@@ -275,11 +261,12 @@ pub fn analyze_saved_with(
         assumed_addition,
     } = load(model, options)?;
     RunFolder::check(out.as_ref(), options.force)?;
-    let llc_rows = match &options.llc {
+    // The sampler's settings with the rows it samples on, checked before any long work.
+    let llc_job = match &options.llc {
         Some(config) => {
             let rows = llc::training_rows(&data, recorded.as_ref())?;
             config.validate(rows.len())?;
-            Some(rows)
+            Some((config, rows))
         }
         None => None,
     };
@@ -303,10 +290,9 @@ pub fn analyze_saved_with(
         0
     };
     let points = snapshots.as_ref().map_or(1, Snapshots::len);
-    let llc_bytes = match (&options.llc, &llc_rows) {
-        (Some(config), Some(rows)) => llc::memory_estimate((p, hidden), rows.len(), points, config),
-        _ => 0,
-    };
+    let llc_bytes = llc_job.as_ref().map_or(0, |(config, rows)| {
+        llc::memory_estimate((p, hidden), rows.len(), points, config)
+    });
     crate::memory::check(
         &format!("the analyses for p = {p} and {hidden} hidden units"),
         progress_bytes
@@ -321,8 +307,8 @@ pub fn analyze_saved_with(
         }
         None => (None, 0.0),
     };
-    let (llc, llc_seconds) = match (&options.llc, &llc_rows) {
-        (Some(config), Some(rows)) => {
+    let (llc, llc_seconds) = match &llc_job {
+        Some((config, rows)) => {
             let centres: Vec<MlpWeights> = match &snapshots {
                 Some(s) => (0..s.len()).map(|i| s.weights(i)).collect(),
                 None => vec![weights.clone()],
@@ -339,7 +325,7 @@ pub fn analyze_saved_with(
             )?;
             (Some(found), start.elapsed().as_secs_f64())
         }
-        _ => (None, 0.0),
+        None => (None, 0.0),
     };
     if let (Some(measures), Some(found)) = (&mut progress, &llc) {
         measures.llc = found.iter().map(|e| e.llc_mean).collect();

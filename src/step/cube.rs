@@ -62,7 +62,7 @@ use crate::model::{transpose, MlpWeights};
 
 use super::{
     betas, bias_corrections,
-    method::{ma_push, muon_lr_ratio, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
+    method::{ma_push, muon_lr_ratio, Sgld, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
     noise::chain_key,
     unstack_adam, unstack_weights, Activation, EpochSums, Grokfast, Hyper, Loss, Method, Optimizer,
     OptimizerState, PassSums, Rows, StackSetup, StepBackend,
@@ -1078,6 +1078,7 @@ fn factors_of(hyper: &[Hyper], (p, h): (usize, usize)) -> Vec<f32> {
         .flat_map(|hyper| {
             let (lr, decay, eps) = hyper.factors();
             let muon = |rows, cols| (hyper.lr * muon_lr_ratio(rows, cols)) as f32;
+            let (drift, diffusion) = Sgld::langevin(hyper);
             [
                 lr,
                 decay,
@@ -1085,8 +1086,8 @@ fn factors_of(hyper: &[Hyper], (p, h): (usize, usize)) -> Vec<f32> {
                 hyper.weight_decay as f32,
                 muon(2 * p, h),
                 muon(h, p),
-                (-0.5 * hyper.lr) as f32,
-                hyper.lr.sqrt() as f32,
+                drift,
+                diffusion,
             ]
         })
         .collect()

@@ -192,15 +192,22 @@ impl Sgld {
         else {
             return None;
         };
+        let (drift, diffusion) = Self::langevin(hyper);
         Some(Self {
-            drift: (-0.5 * hyper.lr) as f32,
-            diffusion: hyper.lr.sqrt() as f32,
+            drift,
+            diffusion,
             nbeta: nbeta as f32,
             weight_decay: hyper.weight_decay as f32,
             localization: localization as f32,
             key: chain_key(seed, chain),
             step: u32::try_from(step - 1).expect("fewer than 2³² SGLD steps"),
         })
+    }
+
+    /// `(−ε/2, √ε)` for the learning rate ε of `hyper`, rounded to `f32` from the `f64` values
+    /// devinterp computes in Python.
+    pub(crate) fn langevin(hyper: &Hyper) -> (f32, f32) {
+        ((-0.5 * hyper.lr) as f32, hyper.lr.sqrt() as f32)
     }
 }
 
