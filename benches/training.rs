@@ -3,14 +3,20 @@
 //! forward pass over all p² pairs; and, on the host, the neuron fits. The CPU backends' groups
 //! run the host step on every core; their `-1thread` groups run it on one thread. The `llc`
 //! group times SGLD on flex's host step: one chain's step on batches of 128 (the training
-//! step's work plus the noise) and of 32, and the notebook model's LLC by 8 chains of 1000
-//! draws (`analysis::llc::estimate_llc`, the issue's target: under 2 s on 2 cores).
+//! step's work plus the noise) and of 32, the same at 128 in chunks alternating with the
+//! training step's (`sgld_over_training`, which prints the paired ratio of the two), the noise
+//! of one such step alone (33,900 normals on one thread, `step::noise::fill_normals`), and the
+//! notebook model's LLC by 8 chains of 1000 draws (`analysis::llc::estimate_llc`, the issue's
+//! target: under 2 s on 2 cores).
 //!
 //! `cargo bench` runs the CPU backends (ndarray, flex); `cargo bench --features wgpu` (or
 //! `vulkan`, `cuda`) adds that GPU backend. GPU timings synchronise the device before the clock
 //! is read. See `docs/benchmarks.md` for figures.
 
-use std::hint::black_box;
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
 
 use burn::{backend::Autodiff, module::AutodiffModule, tensor::backend::Backend};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -21,7 +27,7 @@ use grokking::{
     },
     data::Split,
     io,
-    step::{Hyper, MemberSetup, Optimizer, Rows, StackSetup, StepBackend},
+    step::{noise, Hyper, MemberSetup, Optimizer, Rows, StackSetup, StepBackend},
     train::{Engine, TrainBackend, Trainer, TrainingConfig},
     Method, ModularDataset,
 };
@@ -134,23 +140,36 @@ fn llc(c: &mut Criterion) {
     .expect("the notebook's model");
     let data = ModularDataset::new(113, 0.8, 1337).expect("the notebook's split");
     let train = Rows::new(&data, Split::Train);
-    let mut group = c.benchmark_group("llc");
-    for batch in [128, 32] {
-        let member = MemberSetup {
-            weights: model.clone(),
-            optimizer: None,
-            hyper: Hyper {
+    // One chain of SGLD at the notebook's trained model, or (`sgld` false) the notebook's
+    // training step, AdamW, from it: a stack of one member.
+    let stack = |sgld: bool| {
+        let (hyper, optimizer) = if sgld {
+            let hyper = Hyper {
                 lr: 1e-3,
                 weight_decay: 0.0,
                 epsilon: 0.0,
-            },
+            };
+            let optimizer = Optimizer::Sgld {
+                nbeta: 9.23,
+                localization: 100.0,
+                seed: 100,
+                chain: 0,
+            };
+            (hyper, optimizer)
+        } else {
+            let hyper = Hyper {
+                lr: 3e-3,
+                weight_decay: 0.5,
+                epsilon: 1e-8,
+            };
+            (hyper, Method::default().optimizer)
+        };
+        let member = MemberSetup {
+            weights: model.clone(),
+            optimizer: None,
+            hyper,
             method: Method {
-                optimizer: Optimizer::Sgld {
-                    nbeta: 9.23,
-                    localization: 100.0,
-                    seed: 100,
-                    chain: 0,
-                },
+                optimizer,
                 ..Method::default()
             },
             train: train.clone(),
@@ -162,17 +181,62 @@ fn llc(c: &mut Criterion) {
             members: vec![member],
             threads: 0,
         };
-        let mut stack = B::stack_init(setup, &Default::default());
-        let batches = train.len() / batch;
-        let mut index = 0;
+        B::stack_init(setup, &Default::default())
+    };
+    // Step `i` of a stack on batches of `batch` rows, cycling through the full ones.
+    let step = |stack: &mut _, i: u64, batch: usize| {
+        let index = i as usize % (train.len() / batch);
+        B::stack_step(stack, index * batch..(index + 1) * batch);
+        black_box(B::stack_take_train_sums(stack));
+    };
+    let mut group = c.benchmark_group("llc");
+    for batch in [128, 32] {
+        let mut stack = stack(true);
+        let mut i = 0;
         group.bench_function(format!("sgld_step/batch{batch}"), |bench| {
             bench.iter(|| {
-                index = (index + 1) % batches;
-                B::stack_step(&mut stack, index * batch..(index + 1) * batch);
-                black_box(B::stack_take_train_sums(&mut stack));
+                i += 1;
+                step(&mut stack, i, batch)
             })
         });
     }
+    // Per chain-step against the training step, paired: chunks of training steps and of SGLD
+    // steps alternate, so both meet the same machine (criterion's separate figures move by more
+    // than their difference on a shared virtual machine). Criterion times the SGLD chunks; each
+    // sample's ratio of SGLD's time to training's is printed after the group.
+    let mut stacks = [stack(false), stack(true)];
+    let mut ratios = Vec::new();
+    group.bench_function("sgld_over_training/batch128", |bench| {
+        bench.iter_custom(|iters| {
+            let mut times = [Duration::ZERO; 2];
+            let mut done = 0;
+            while done < iters {
+                let chunk = (iters - done).min(100);
+                for (stack, time) in stacks.iter_mut().zip(&mut times) {
+                    let start = Instant::now();
+                    for i in done..done + chunk {
+                        step(stack, i, 128);
+                    }
+                    *time += start.elapsed();
+                }
+                done += chunk;
+            }
+            ratios.push(times[1].as_secs_f64() / times[0].as_secs_f64());
+            times[1]
+        })
+    });
+    // The noise of one SGLD step of the notebook's model (33,900 weights), on one thread and
+    // compiled for the widest vector unit, as the host step draws it.
+    let mut noise = vec![0f32; 3 * 113 * 100];
+    let key = noise::chain_key(100, 0);
+    group.bench_function("noise/33900_weights", |bench| {
+        let mut step = 0;
+        bench.iter(|| {
+            step += 1;
+            fill_widest(key, step, &mut noise);
+            black_box(&noise);
+        })
+    });
     group.sample_size(10);
     let config = LlcConfig {
         chains: 8,
@@ -195,6 +259,34 @@ fn llc(c: &mut Criterion) {
         })
     });
     group.finish();
+    // The measured samples are the last (criterion's default 100; the warm-up's come first).
+    if ratios.len() >= 100 {
+        let mut ratios = ratios.split_off(ratios.len() - 100);
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "llc/sgld_over_training/batch128: SGLD's time over training's, median {:.3} \
+             (quartiles {:.3}-{:.3}) of 100 paired samples",
+            ratios[50], ratios[25], ratios[75]
+        );
+    }
+}
+
+/// [`noise::fill_normals`] compiled for AVX-512 where the CPU has it, as the host step's loops
+/// are.
+#[cfg(feature = "flex")]
+fn fill_widest(key: [u32; 2], step: u32, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(key: [u32; 2], step: u32, out: &mut [f32]) {
+            noise::fill_normals(key, step, 0, out)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { avx512(key, step, out) };
+        }
+    }
+    noise::fill_normals(key, step, 0, out)
 }
 
 #[cfg(not(feature = "flex"))]

@@ -49,7 +49,7 @@ use crate::model::MlpWeights;
 use super::{
     betas, bias_corrections,
     method::{ma_push, muon_lr_ratio, Sgld, MUON_EPSILON, MUON_NS_COEFFICIENTS, MUON_NS_STEPS},
-    noise::fill_normals,
+    noise::{fill_normal_runs, fill_normals},
     pool::{Pool, Team},
     Activation, EpochSums, FilterState, Grokfast, Hyper, Loss, Method, Optimizer, OptimizerState,
     PassSums, Rows, StackSetup, StepBackend,
@@ -762,14 +762,12 @@ impl StepJob<'_> {
     fn piece_noise(&self, sgld: &Sgld, i: usize, k: usize, noise: &mut [f32]) {
         let (p, h) = (self.pass.p, self.pass.h);
         let u = units(i, self.pass.pieces, h);
-        let fill =
-            |start: usize, out: &mut [f32]| fill_normals(sgld.key, sgld.step, start as u64, out);
+        let (key, step) = (sgld.key, sgld.step);
         if k == 0 {
-            for (r, row) in noise.chunks_exact_mut(u.len()).enumerate() {
-                fill(r * h + u.start, row);
-            }
+            let runs = (u.start as u64, h as u64, u.len());
+            fill_normal_runs(key, step, runs, noise);
         } else {
-            fill(2 * p * h + u.start * p, noise);
+            fill_normals(key, step, (2 * p * h + u.start * p) as u64, noise);
         }
     }
 }

@@ -18,7 +18,8 @@
 //! - The weights are numbered in Burn's layout of one member, fc1 `[2p, d_hidden]` row-major
 //!   (`r·d_hidden + u` for input row `r` and unit `u`), then fc2 `[d_hidden, p]`
 //!   (`2p·d_hidden + u·p + c`), whatever layout an implementation keeps: [`fill_normals`] writes
-//!   the normals of a run of consecutive numbers.
+//!   the normals of a run of consecutive numbers, [`fill_normal_runs`] those of runs at a stride
+//!   (a block of units' columns of fc1).
 
 /// Threefry-2x32's rotation distances (Random123's `R_32x2`).
 const ROTATIONS: [u32; 8] = [13, 15, 26, 6, 17, 29, 16, 24];
@@ -143,33 +144,119 @@ fn pair_counter(index: u64) -> u32 {
     u32::try_from(index / 2).expect("fewer than 2³³ weights in a member")
 }
 
-/// Pairs per block of [`fill_normals`]' vectorised loop (a 512-bit vector of words).
+/// Pairs per block of [`fill_normals`]: Threefry over 64 lanes is four independent 512-bit
+/// vectors a round, which keep the vector unit busy where one vector waits on each round
+/// (measured in docs/benchmarks.md).
+const BLOCK: usize = 64;
+/// Box–Muller's lanes: one 512-bit vector of words (more spill registers).
 const LANES: usize = 16;
+/// The most runs' ends a block of [`fill_normal_runs`] crosses: runs of at least
+/// `BLOCK / RUN_ENDS` pairs are spanned.
+const RUN_ENDS: usize = 4;
+
+/// The normals of the pairs numbered `q` (a [`BLOCK`]), all but the first `skip` values up to
+/// `out.len()` of them.
+#[inline(always)]
+fn block_normals(key: [u32; 2], step: u32, q: [u32; BLOCK], skip: usize, out: &mut [f32]) {
+    let (x0, x1) = threefry_lanes(key, q, [step; BLOCK]);
+    let mut values = [[0f32; 2]; BLOCK];
+    for (c, chunk) in values.chunks_exact_mut(LANES).enumerate() {
+        let (mut cos, mut sin) = ([0f32; LANES], [0f32; LANES]);
+        for l in 0..LANES {
+            [cos[l], sin[l]] = box_muller([x0[c * LANES + l], x1[c * LANES + l]]);
+        }
+        for (l, pair) in chunk.iter_mut().enumerate() {
+            *pair = [cos[l], sin[l]];
+        }
+    }
+    out.copy_from_slice(&values.as_flattened()[skip..skip + out.len()]);
+}
 
 /// `out[i] = normal(key, step, start + i)`: the noise of the weights numbered `start..`, drawn a
-/// block of sixteen pairs at a time (vectorisable: the lanes share no work).
+/// block of 64 pairs at a time (vectorisable: the lanes share no work).
+///
+/// # Panics
+/// If a weight's pair number does not fit the counter word (2³³ weights or more).
 #[inline(always)]
 pub fn fill_normals(key: [u32; 2], step: u32, start: u64, out: &mut [f32]) {
-    let mut pair = start / 2;
+    let Some(last) = (start + out.len() as u64).checked_sub(1) else {
+        return;
+    };
+    // Every pair number fits the counter word (checked at the last), so the lanes' numbers
+    // are computed in `u32`; the lanes past the last pair are drawn and dropped.
+    pair_counter(last);
+    let mut pair = (start / 2) as u32;
     let mut skip = (start % 2) as usize;
-    let mut block = [0f32; 2 * LANES];
     let mut done = 0;
     while done < out.len() {
-        let mut q = [0u32; LANES];
-        for (l, q) in q.iter_mut().enumerate() {
-            *q = pair_counter(2 * (pair + l as u64));
-        }
-        let (x0, x1) = threefry_lanes(key, q, [step; LANES]);
-        for l in 0..LANES {
-            let [z0, z1] = box_muller([x0[l], x1[l]]);
-            block[2 * l] = z0;
-            block[2 * l + 1] = z1;
-        }
-        let take = (2 * LANES - skip).min(out.len() - done);
-        out[done..done + take].copy_from_slice(&block[skip..skip + take]);
+        let q = std::array::from_fn(|l| pair.wrapping_add(l as u32));
+        let take = (2 * BLOCK - skip).min(out.len() - done);
+        block_normals(key, step, q, skip, &mut out[done..done + take]);
         done += take;
         skip = 0;
-        pair += LANES as u64;
+        pair = pair.wrapping_add(BLOCK as u32);
+    }
+}
+
+/// `out` as consecutive runs of `run` values, run `k` the noise of the weights numbered
+/// `first + k·stride ..` ([`fill_normals`] run by run): the columns of a block of units in each
+/// row of a row-major matrix. Where the runs hold whole pairs (`first`, `stride` and `run` even),
+/// at least sixteen of them, and do not overlap, a block spans runs, so no pair is drawn twice or
+/// drawn and dropped; otherwise run by run.
+///
+/// # Panics
+/// If `run` is 0 or does not divide `out.len()`, or as [`fill_normals`].
+#[inline(always)]
+pub fn fill_normal_runs(
+    key: [u32; 2],
+    step: u32,
+    (first, stride, run): (u64, u64, usize),
+    out: &mut [f32],
+) {
+    assert!(
+        run > 0 && out.len().is_multiple_of(run),
+        "whole runs of {run} values"
+    );
+    if out.is_empty() {
+        return;
+    }
+    if stride == run as u64 || out.len() == run {
+        return fill_normals(key, step, first, out);
+    }
+    let pairs_per_run = run / 2;
+    if first % 2 == 1
+        || stride % 2 == 1
+        || run % 2 == 1
+        || stride < run as u64
+        || pairs_per_run * RUN_ENDS < BLOCK
+    {
+        for (k, out) in out.chunks_exact_mut(run).enumerate() {
+            fill_normals(key, step, first + k as u64 * stride, out);
+        }
+        return;
+    }
+    pair_counter(first + (out.len() / run - 1) as u64 * stride + run as u64 - 1);
+    // Pair `column` of the run whose first pair is `run_start`; a block's lanes cross at most
+    // `RUN_ENDS` runs' ends, at each of which the pair numbers jump by `stride / 2 − pairs_per_run`.
+    let (mut run_start, mut column) = ((first / 2) as u32, 0);
+    let pairs_per_run = pairs_per_run as u32;
+    let jump = (stride / 2) as u32 - pairs_per_run;
+    for block in out.chunks_mut(2 * BLOCK) {
+        let q = std::array::from_fn(|l| {
+            let at = column + l as u32;
+            let ends = (1..=RUN_ENDS as u32)
+                .map(|j| (at >= j.saturating_mul(pairs_per_run)) as u32)
+                .sum::<u32>();
+            run_start
+                .wrapping_add(at)
+                .wrapping_add(ends.wrapping_mul(jump))
+        });
+        block_normals(key, step, q, 0, block);
+        column += BLOCK as u32;
+        while column >= pairs_per_run {
+            column -= pairs_per_run;
+            run_start = run_start.wrapping_add(pairs_per_run + jump);
+        }
     }
 }
 
@@ -219,7 +306,7 @@ mod tests {
     fn a_run_is_the_values_of_its_weights_from_any_start() {
         let key = chain_key(1337, 3);
         for start in [0u64, 1, 2, 7, 1000] {
-            for len in [0usize, 1, 2, 15, 16, 17, 33, 70] {
+            for len in [0usize, 1, 2, 15, 16, 17, 33, 70, 127, 128, 129, 300] {
                 let mut out = vec![f32::NAN; len];
                 fill_normals(key, 9, start, &mut out);
                 let want: Vec<f32> = (0..len as u64).map(|i| normal(key, 9, start + i)).collect();
@@ -232,6 +319,36 @@ mod tests {
         assert_ne!(base, normal(chain_key(1338, 3), 9, 5));
         assert_ne!(base, normal(key, 10, 5));
         assert_ne!(base, normal(key, 9, 4));
+    }
+
+    #[test]
+    fn runs_are_the_values_of_their_weights() {
+        let key = chain_key(1337, 3);
+        // Even runs of at least a block (spanned), odd or short ones (run by run), odd starts
+        // and strides, and a last block of fewer than 64 pairs.
+        for (first, stride, run, runs) in [
+            (0u64, 100u64, 50usize, 226usize),
+            (50, 100, 50, 7),
+            (64, 128, 64, 3),
+            (2, 34, 32, 5),
+            (1, 100, 50, 4),
+            (0, 101, 50, 4),
+            (0, 100, 43, 4),
+            (4, 40, 20, 6),
+            (0, 70, 70, 3),
+            (10, 50, 50, 3),
+            (6, 40, 32, 20),
+            (0, 300, 150, 3),
+            (0, 40, 64, 3),
+        ] {
+            let mut out = vec![f32::NAN; run * runs];
+            fill_normal_runs(key, 9, (first, stride, run), &mut out);
+            let want: Vec<f32> = (0..runs as u64)
+                .flat_map(|k| (0..run as u64).map(move |i| first + k * stride + i))
+                .map(|index| normal(key, 9, index))
+                .collect();
+            assert_eq!(out, want, "first {first}, stride {stride}, run {run}");
+        }
     }
 
     /// 2²⁰ values: mean 0 and variance 1 within a few standard errors, the tails of a normal
