@@ -157,10 +157,11 @@ fn llc(c: &mut Criterion) {
             };
             (hyper, optimizer)
         } else {
+            let config = TrainingConfig::new();
             let hyper = Hyper {
-                lr: 3e-3,
-                weight_decay: 0.5,
-                epsilon: 1e-8,
+                lr: config.lr,
+                weight_decay: config.weight_decay,
+                epsilon: config.adam_epsilon,
             };
             (hyper, Method::default().optimizer)
         };
@@ -271,8 +272,8 @@ fn llc(c: &mut Criterion) {
     }
 }
 
-/// [`noise::fill_normals`] compiled for AVX-512 where the CPU has it, as the host step's loops
-/// are.
+/// [`noise::fill_normals`] compiled for the widest vector unit the CPU has (AVX-512, AVX2 or the
+/// baseline), as the host step's loops are (its dispatch is private to the crate).
 #[cfg(feature = "flex")]
 fn fill_widest(key: [u32; 2], step: u32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -281,9 +282,17 @@ fn fill_widest(key: [u32; 2], step: u32, out: &mut [f32]) {
         fn avx512(key: [u32; 2], step: u32, out: &mut [f32]) {
             noise::fill_normals(key, step, 0, out)
         }
+        #[target_feature(enable = "avx2")]
+        fn avx2(key: [u32; 2], step: u32, out: &mut [f32]) {
+            noise::fill_normals(key, step, 0, out)
+        }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F, checked just above.
             return unsafe { avx512(key, step, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { avx2(key, step, out) };
         }
     }
     noise::fill_normals(key, step, 0, out)
